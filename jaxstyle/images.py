@@ -1,0 +1,215 @@
+"""Image I/O: any Pillow-readable file to float RGB, and atomic writes.
+
+Arrays here are NumPy ``(H, W, 3)`` float32 RGB in [0, 1], channels last.
+Errors are :class:`ImageError` with a one-line message that names the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+# Pillow's own default (about 179 MP); larger files are refused as decompression bombs.
+MAX_PIXELS = 178_956_970
+
+
+class ImageError(ValueError):
+  """A file cannot be read or written as an image; the message is one line."""
+
+
+def load_image(path: str | os.PathLike, *, size: int | None = None) -> np.ndarray:
+  """Reads an image as RGB float32 in [0, 1].
+
+  EXIF orientation is applied; transparent pixels are composited onto white;
+  grayscale, palette, CMYK and 16-bit images are converted.
+
+  Args:
+    path: any file Pillow can read.
+    size: if given, resize so that the longest side is ``size`` pixels.
+
+  Returns:
+    ``(H, W, 3)`` float32.
+
+  Raises:
+    ImageError: missing, unreadable, truncated, empty or oversized file.
+  """
+  path = os.fspath(path)
+  if not os.path.exists(path):
+    raise ImageError(f"{path}: no such file")
+  if os.path.isdir(path):
+    raise ImageError(f"{path}: is a directory, not an image")
+  if os.path.getsize(path) == 0:
+    raise ImageError(f"{path}: empty file")
+  try:
+    with warnings.catch_warnings():
+      warnings.simplefilter("error", Image.DecompressionBombWarning)
+      with Image.open(path) as im:
+        if im.width * im.height > MAX_PIXELS:
+          raise ImageError(f"{path}: {im.width}x{im.height} is too large (over {MAX_PIXELS} pixels)")
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        arr = _to_rgb_float(im)
+  except ImageError:
+    raise
+  except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    raise ImageError(f"{path}: too many pixels (possible decompression bomb)") from None
+  except Image.UnidentifiedImageError:
+    raise ImageError(f"{path}: not an image Pillow can read") from None
+  except (OSError, SyntaxError, ValueError) as e:
+    raise ImageError(f"{path}: cannot read image ({_one_line(e)})") from None
+  if min(arr.shape[:2]) < 1:
+    raise ImageError(f"{path}: image has no pixels")
+  return resize(arr, size) if size is not None else arr
+
+
+def _one_line(e: BaseException) -> str:
+  return " ".join(str(e).split()) or type(e).__name__
+
+
+def _to_rgb_float(im: Image.Image) -> np.ndarray:
+  if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+    a = np.asarray(im, np.float64)
+    a = a / (65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0)
+    return np.repeat(np.clip(a, 0, 1)[..., None], 3, axis=-1).astype(np.float32)
+  if im.mode == "F":
+    a = np.clip(np.asarray(im, np.float32), 0, 1)
+    return np.repeat(a[..., None], 3, axis=-1)
+  has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+  if has_alpha:
+    rgba = im.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    im = Image.alpha_composite(white, rgba)
+  return np.asarray(im.convert("RGB"), np.float32) / 255.0
+
+
+def resize(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+  """Resizes ``(H, W, 3)`` float RGB with Lanczos filtering.
+
+  Args:
+    image: ``(H, W, C)``.
+    size: the longest side in pixels, or an explicit ``(height, width)``.
+
+  Returns:
+    ``(H', W', C)`` float32 clipped to [0, 1].
+  """
+  h, w = image.shape[:2]
+  if isinstance(size, tuple):
+    nh, nw = size
+  else:
+    if size < 1:
+      raise ValueError(f"size must be positive, not {size}")
+    scale = size / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+  if (nh, nw) == (h, w):
+    return np.asarray(image, np.float32)
+  chans = [
+    np.asarray(Image.fromarray(np.ascontiguousarray(image[..., k], np.float32), "F").resize((nw, nh), Image.LANCZOS))
+    for k in range(image.shape[-1])
+  ]
+  return np.clip(np.stack(chans, axis=-1), 0.0, 1.0).astype(np.float32)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+  """``(H, W, 3)`` float in [0, 1] (clipped) to uint8."""
+  return np.round(np.clip(np.asarray(image, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+  """Yields a temporary path beside ``path``; renames it onto ``path`` on success.
+
+  On any error the temporary file is removed, so ``path`` is either untouched or
+  complete.
+  """
+  path = os.fspath(path)
+  directory = os.path.dirname(os.path.abspath(path))
+  if not os.path.isdir(directory):
+    raise ImageError(f"{path}: directory {directory} does not exist")
+  base = os.path.basename(path)
+  try:
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".part" + os.path.splitext(base)[1], dir=directory)
+  except OSError as e:
+    raise ImageError(f"{path}: cannot write ({_one_line(e)})") from None
+  os.close(fd)
+  umask = os.umask(0)
+  os.umask(umask)
+  try:
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make outputs private
+    yield tmp
+    os.replace(tmp, path)
+  except BaseException:
+    with contextlib.suppress(OSError):
+      os.remove(tmp)
+    raise
+
+
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+def check_writable(path: str | os.PathLike) -> None:
+  """Raises :class:`ImageError` unless ``path`` has a known image suffix and its
+  directory is writable. Run it before long work so a typo fails at once."""
+  path = os.fspath(path)
+  ext = os.path.splitext(path)[1].lower()
+  if ext not in SAVE_FORMATS:
+    raise ImageError(f"{path}: unknown output format {ext or '(none)'}; use one of {', '.join(SAVE_FORMATS)}")
+  directory = os.path.dirname(os.path.abspath(path))
+  if not os.path.isdir(directory):
+    raise ImageError(f"{path}: directory {directory} does not exist")
+  if not os.access(directory, os.W_OK):
+    raise ImageError(f"{path}: directory {directory} is not writable")
+  if os.path.isdir(path):
+    raise ImageError(f"{path}: is a directory")
+
+
+def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
+  """Writes ``(H, W, 3)`` float RGB in [0, 1] atomically; the format follows the suffix."""
+  check_writable(path)
+  fmt = SAVE_FORMATS[os.path.splitext(os.fspath(path))[1].lower()]
+  im = Image.fromarray(to_uint8(image), "RGB")
+  kwargs = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+  with atomic_path(path) as tmp:
+    im.save(tmp, format=fmt, **kwargs)
+
+
+def contact_sheet(
+  images: Sequence[np.ndarray],
+  labels: Sequence[str] | None = None,
+  *,
+  columns: int | None = None,
+  height: int = 256,
+  pad: int = 8,
+) -> np.ndarray:
+  """Lays images out on a white grid, each scaled to ``height`` px, with a label under it.
+
+  Args:
+    images: ``(H, W, 3)`` float RGB arrays.
+    labels: one caption per image, or ``None``.
+    columns: images per row; all in one row by default.
+    height: cell image height in pixels.
+    pad: margin in pixels.
+
+  Returns:
+    ``(H, W, 3)`` float32.
+  """
+  columns = columns or len(images)
+  cells = [resize(im, (height, max(1, round(im.shape[1] * height / im.shape[0])))) for im in images]
+  cell_w = max(c.shape[1] for c in cells)
+  label_h = 18 if labels else 0
+  rows = (len(cells) + columns - 1) // columns
+  sheet = Image.new("RGB", (pad + columns * (cell_w + pad), pad + rows * (height + label_h + pad)), "white")
+  draw = ImageDraw.Draw(sheet)
+  font = ImageFont.load_default()
+  for k, cell in enumerate(cells):
+    x = pad + (k % columns) * (cell_w + pad)
+    y = pad + (k // columns) * (height + label_h + pad)
+    sheet.paste(Image.fromarray(to_uint8(cell)), (x, y))
+    if labels:
+      draw.text((x, y + height + 3), labels[k], fill=(0, 0, 0), font=font)
+  return np.asarray(sheet, np.float32) / 255.0

@@ -1,0 +1,233 @@
+"""Style-transfer losses: pure functions of feature dicts.
+
+Every function takes ``(N, H, W, C)`` feature maps (or ``(N, H, W, 3)`` images) and
+returns one value per batch element, shape ``(N,)``, so that a batch of images is a
+batch of independent problems. Loss weights are a :class:`LossWeights` pytree, so
+``jax.vmap`` over a stack of weightings runs a sweep in one program.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+GRAM_NORMS = ("none", "hw", "chw")
+REDUCTIONS = ("sum", "mean", "half_sum")
+TV_KINDS = ("l1", "l2")
+
+
+def gram_matrix(features: ArrayLike, *, normalize: str = "hw") -> jax.Array:
+  """Gram matrix of feature maps: channel-by-channel inner products over positions.
+
+  ``G[n, c, d] = sum_{h, w} F[n, h, w, c] F[n, h, w, d] / Z`` with ``Z`` given by
+  ``normalize``: ``"none"`` (Z = 1, the paper's G), ``"hw"`` (Z = H*W, as in the
+  TensorFlow tutorial and pastiche) or ``"chw"`` (Z = C*H*W, so that values do not
+  grow with width or resolution).
+
+  Args:
+    features: ``(N, H, W, C)``.
+    normalize: one of ``"none"``, ``"hw"``, ``"chw"``.
+
+  Returns:
+    ``(N, C, C)`` float32.
+  """
+  f = jnp.asarray(features, jnp.float32)
+  n, h, w, c = f.shape
+  f = f.reshape(n, h * w, c)
+  g = jnp.einsum("npc,npd->ncd", f, f)
+  if normalize == "none":
+    return g
+  if normalize == "hw":
+    return g / (h * w)
+  if normalize == "chw":
+    return g / (c * h * w)
+  raise ValueError(f"normalize must be one of {GRAM_NORMS}, not {normalize!r}")
+
+
+def _reduce(x: jax.Array, reduction: str) -> jax.Array:
+  axes = tuple(range(1, x.ndim))
+  if reduction == "sum":
+    return jnp.sum(x, axis=axes)
+  if reduction == "half_sum":
+    return 0.5 * jnp.sum(x, axis=axes)
+  if reduction == "mean":
+    return jnp.mean(x, axis=axes)
+  raise ValueError(f"reduction must be one of {REDUCTIONS}, not {reduction!r}")
+
+
+def content_loss(
+  features: Mapping[str, ArrayLike],
+  targets: Mapping[str, ArrayLike],
+  layer_weights: Mapping[str, ArrayLike],
+  *,
+  reduction: str = "mean",
+) -> jax.Array:
+  """Weighted squared error between feature maps and their targets.
+
+  ``sum_l w_l * reduce((F_l - P_l)^2)``; the paper uses ``reduction="half_sum"``.
+
+  Args:
+    features: layer name to ``(N, H, W, C)``.
+    targets: layer name to ``(N, H, W, C)`` or ``(1, H, W, C)``.
+    layer_weights: layer name to a scalar weight; names absent here are ignored.
+    reduction: ``"mean"``, ``"sum"`` or ``"half_sum"`` over H, W, C.
+
+  Returns:
+    ``(N,)``.
+  """
+  total = 0.0
+  for name, w in layer_weights.items():
+    d = jnp.asarray(features[name], jnp.float32) - jnp.asarray(targets[name], jnp.float32)
+    total = total + jnp.asarray(w, jnp.float32) * _reduce(jnp.square(d), reduction)
+  return jnp.asarray(total, jnp.float32)
+
+
+def style_loss(
+  features: Mapping[str, ArrayLike],
+  target_grams: Mapping[str, ArrayLike],
+  layer_weights: Mapping[str, ArrayLike],
+  *,
+  normalize: str = "hw",
+  reduction: str = "mean",
+  layer_norm: str = "none",
+) -> jax.Array:
+  """Weighted squared error between Gram matrices and target Gram matrices.
+
+  ``sum_l w_l * reduce((G_l - A_l)^2) / Z_l`` with ``G_l = gram_matrix(F_l, normalize)``
+  and ``Z_l = 1`` (``layer_norm="none"``) or the layer's ``C*H*W`` (``"chw"``, the
+  PyTorch course's formula with ``normalize="none", reduction="mean"``).
+  The paper's ``E_l = sum (G - A)^2 / (4 N^2 M^2)`` is ``normalize="chw"``,
+  ``reduction="sum"`` and ``w_l = 1/4`` times its layer weight.
+
+  Args:
+    features: layer name to ``(N, H, W, C)``.
+    target_grams: layer name to ``(N, C, C)`` or ``(1, C, C)``, made with the same
+      ``normalize``.
+    layer_weights: layer name to a scalar weight.
+    normalize: Gram normalisation, see :func:`gram_matrix`.
+    reduction: ``"mean"``, ``"sum"`` or ``"half_sum"`` over the ``C x C`` entries.
+    layer_norm: ``"none"`` or ``"chw"``.
+
+  Returns:
+    ``(N,)``.
+  """
+  if layer_norm not in ("none", "chw"):
+    raise ValueError(f"layer_norm must be 'none' or 'chw', not {layer_norm!r}")
+  total = 0.0
+  for name, w in layer_weights.items():
+    f = jnp.asarray(features[name])
+    g = gram_matrix(f, normalize=normalize)
+    d = g - jnp.asarray(target_grams[name], jnp.float32)
+    z = math.prod(f.shape[1:]) if layer_norm == "chw" else 1
+    total = total + jnp.asarray(w, jnp.float32) * _reduce(jnp.square(d), reduction) / z
+  return jnp.asarray(total, jnp.float32)
+
+
+def total_variation(images: ArrayLike, *, kind: str = "l1", reduction: str = "sum") -> jax.Array:
+  """Total variation of images: differences between neighbouring pixels.
+
+  ``kind="l1", reduction="sum"`` equals ``tf.image.total_variation``.
+
+  Args:
+    images: ``(N, H, W, C)``.
+    kind: ``"l1"`` (absolute differences) or ``"l2"`` (squared differences).
+    reduction: ``"sum"`` or ``"mean"``; ``"mean"`` averages each direction over its
+      own number of differences and adds the two.
+
+  Returns:
+    ``(N,)``.
+  """
+  x = jnp.asarray(images, jnp.float32)
+  dh = x[:, 1:, :, :] - x[:, :-1, :, :]
+  dw = x[:, :, 1:, :] - x[:, :, :-1, :]
+  if kind == "l1":
+    dh, dw = jnp.abs(dh), jnp.abs(dw)
+  elif kind == "l2":
+    dh, dw = jnp.square(dh), jnp.square(dw)
+  else:
+    raise ValueError(f"kind must be one of {TV_KINDS}, not {kind!r}")
+  if reduction not in ("sum", "mean"):
+    raise ValueError(f"reduction must be 'sum' or 'mean', not {reduction!r}")
+  return _reduce(dh, reduction) + _reduce(dw, reduction)
+
+
+class LossWeights(NamedTuple):
+  """The weights of a style-transfer objective, a pytree.
+
+  Stack each leaf along a new leading axis to describe a sweep (see ``jax.vmap``).
+
+  Attributes:
+    content: alpha, the content weight.
+    style: beta, the style weight.
+    tv: the total-variation weight.
+    content_layers: layer name to weight within the content loss.
+    style_layers: layer name to weight within the style loss.
+  """
+
+  content: ArrayLike
+  style: ArrayLike
+  tv: ArrayLike
+  content_layers: Mapping[str, ArrayLike]
+  style_layers: Mapping[str, ArrayLike]
+
+
+class LossSpec(NamedTuple):
+  """The static (non-differentiable, hashable) form of the objective."""
+
+  gram_norm: str = "hw"
+  content_reduction: str = "mean"
+  style_reduction: str = "mean"
+  style_layer_norm: str = "none"
+  tv_kind: str = "l1"
+  tv_reduction: str = "sum"
+
+
+_DEFAULT_SPEC = LossSpec()
+
+
+_DEFAULT_SPEC = LossSpec()
+
+
+def total_loss(
+  features: Mapping[str, ArrayLike],
+  content_targets: Mapping[str, ArrayLike],
+  style_grams: Mapping[str, ArrayLike],
+  images: ArrayLike,
+  weights: LossWeights,
+  spec: LossSpec = _DEFAULT_SPEC,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """``alpha * content + beta * style + tv_weight * TV``.
+
+  Args:
+    features: the images' activations, ``(N, H, W, C)`` per layer.
+    content_targets: the content image's activations, ``(1, H, W, C)`` per layer.
+    style_grams: the style image's Gram matrices, ``(1, C, C)`` per layer.
+    images: ``(N, H, W, 3)`` the images themselves, for the TV term.
+    weights: a :class:`LossWeights`.
+    spec: a :class:`LossSpec`.
+
+  Returns:
+    ``(total, parts)``: ``total`` is ``(N,)``; ``parts`` maps ``"content"``,
+    ``"style"`` and ``"tv"`` to their weighted ``(N,)`` values.
+  """
+  c = content_loss(features, content_targets, weights.content_layers, reduction=spec.content_reduction)
+  s = style_loss(
+    features,
+    style_grams,
+    weights.style_layers,
+    normalize=spec.gram_norm,
+    reduction=spec.style_reduction,
+    layer_norm=spec.style_layer_norm,
+  )
+  tv = total_variation(images, kind=spec.tv_kind, reduction=spec.tv_reduction)
+  parts = {
+    "content": jnp.asarray(weights.content, jnp.float32) * c,
+    "style": jnp.asarray(weights.style, jnp.float32) * s,
+    "tv": jnp.asarray(weights.tv, jnp.float32) * tv,
+  }
+  return parts["content"] + parts["style"] + parts["tv"], parts

@@ -1,0 +1,140 @@
+"""Configurations that reproduce the recipes jaxstyle descends from.
+
+Each function returns a :class:`~jaxstyle.config.StyleConfig`; override fields with
+keyword arguments, e.g. ``gatys(size=256, steps=100)``. Our VGG19 is the original
+Caffe network fed Caffe-preprocessed pixels (BGR, 0-255, mean-subtracted); the image
+being optimized is RGB in [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from jaxstyle.config import StyleConfig
+
+
+def gatys(**overrides: Any) -> StyleConfig:
+  """Gatys, Ecker & Bethge, "Image Style Transfer Using CNNs", CVPR 2016.
+
+  Content relu4_2 with ``L = 1/2 sum (F - P)^2``; style relu1_1..relu5_1 with
+  ``E_l = sum (G - A)^2 / (4 N_l^2 M_l^2)`` and ``w_l = 1/5``; alpha/beta = 1e-3;
+  average pooling (the paper's choice); L-BFGS; 512 px.
+
+  The paper's ``E_l`` is a sum over Gram entries with the Gram divided by
+  ``N_l M_l`` (``gram_norm="chw"``) and the 1/4 folded into the layer weights:
+  ``w_l / 4 = 0.05``. The paper starts from white noise; we start from the content
+  image, which reaches the same kind of optimum in far fewer L-BFGS steps (pass
+  ``init="noise"`` for the paper's start). Same network, same pixel scale, so no
+  other adaptation is needed.
+  """
+  return StyleConfig(
+    name="gatys",
+    content_layers=("relu4_2",),
+    style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+    style_layer_weights=(0.05,) * 5,
+    content_weight=1.0,
+    style_weight=1e3,
+    gram_norm="chw",
+    content_reduction="half_sum",
+    style_reduction="sum",
+    optimizer="lbfgs",
+    pooling="avg",
+    size=512,
+    steps=500,
+    init="content",
+  ).replace(**overrides)
+
+
+def pytorch_course(**overrides: Any) -> StyleConfig:
+  """The PyTorch course exercise (Udacity's "Style Transfer with Deep Neural Networks").
+
+  Content conv4_2; style conv1_1..conv5_1 weighted 1, 0.75, 0.2, 0.2, 0.2; content
+  weight 1, style weight 1e6; content loss ``mean((T - C)^2)``; style loss per layer
+  ``w_l * mean((G - A)^2) / (C H W)`` with an unnormalised Gram; Adam; init from the
+  content image; 400 px; 2000 steps.
+
+  Adapted to our network:
+
+  * Layers: the course stores ``features['conv4_2'] = x`` from torchvision's VGG,
+    whose next ``ReLU(inplace=True)`` overwrites that tensor, so the features it
+    actually matched are relu outputs; we use relu4_2 and relu1_1..relu5_1.
+  * Learning rate: the course optimizes ImageNet-normalized pixels (std about 0.226
+    of the [0, 1] range); its 0.003 is ``0.003 * 0.226 = 6.8e-4`` in our [0, 1] units.
+  * Style weight: torchvision's retrained VGG19 on normalized pixels has much smaller
+    activations than the Caffe VGG19 on 0-255 pixels; the Gram term is quartic in the
+    activation scale and the content term quadratic, so the course's 1e6 becomes
+    ``style_weight=1e2`` here, chosen so the style/content balance at the start of the
+    optimization on the built-in samples is in the course's range.
+  """
+  return StyleConfig(
+    name="pytorch-course",
+    content_layers=("relu4_2",),
+    style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+    style_layer_weights=(1.0, 0.75, 0.2, 0.2, 0.2),
+    content_weight=1.0,
+    style_weight=1e2,
+    gram_norm="none",
+    content_reduction="mean",
+    style_reduction="mean",
+    style_layer_norm="chw",
+    optimizer="adam",
+    learning_rate=0.003 * 0.226,
+    size=400,
+    steps=2000,
+    init="content",
+    report_every=50,
+  ).replace(**overrides)
+
+
+def tf_tutorial(**overrides: Any) -> StyleConfig:
+  """TensorFlow's "Neural style transfer" tutorial.
+
+  Content block5_conv2; style block1_conv1..block5_conv1; Gram divided by H*W;
+  ``style_weight / 5 * sum_l mean((G - A)^2)`` + ``content_weight * mean((F - P)^2)``
+  with style 1e-2, content 1e4; ``tf.image.total_variation`` (sum of absolute
+  differences) weighted 30; Adam(lr 0.02, beta1 0.99, eps 0.1); the image clipped to
+  [0, 1] after each step; 1000 steps (10 epochs of 100); 512 px.
+
+  The tutorial uses Keras' copy of the same VGG19 with the same Caffe preprocessing on
+  [0, 1] images, so its numbers carry over unchanged. Keras' ``block5_conv2`` includes
+  the ReLU, i.e. our relu5_2.
+  """
+  return StyleConfig(
+    name="tf-tutorial",
+    content_layers=("block5_conv2",),
+    style_layers=("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"),
+    style_layer_weights=(0.2,) * 5,
+    content_weight=1e4,
+    style_weight=1e-2,
+    tv_weight=30.0,
+    gram_norm="hw",
+    content_reduction="mean",
+    style_reduction="mean",
+    tv_kind="l1",
+    tv_reduction="sum",
+    optimizer="adam",
+    learning_rate=0.02,
+    adam_b1=0.99,
+    adam_eps=0.1,
+    clip=True,
+    size=512,
+    steps=1000,
+    init="content",
+    report_every=50,
+  ).replace(**overrides)
+
+
+PRESETS: dict[str, Callable[..., StyleConfig]] = {
+  "gatys": gatys,
+  "pytorch-course": pytorch_course,
+  "tf-tutorial": tf_tutorial,
+}
+
+
+def get(name: str, **overrides: Any) -> StyleConfig:
+  """A preset by name (``gatys``, ``pytorch-course``, ``tf-tutorial``)."""
+  try:
+    return PRESETS[name](**overrides)
+  except KeyError:
+    raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}") from None

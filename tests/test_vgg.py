@@ -1,0 +1,108 @@
+"""The Flax VGG19: names, shapes, layer selection, preprocessing."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxstyle import vgg
+from tests.conftest import TINY_WIDTHS
+
+
+def test_layer_table():
+  assert len(vgg.CONV_LAYERS) == 16
+  assert vgg.LAYERS[:5] == ("conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1")
+  assert vgg.LAYERS[-1] == "pool5"
+  assert len(vgg.LAYERS) == 16 * 2 + 5
+
+
+@pytest.mark.parametrize(
+  "alias,name",
+  [("relu4_2", "relu4_2"), ("block5_conv2", "relu5_2"), ("block4_relu2", "relu4_2"), ("block3_pool", "pool3")],
+)
+def test_aliases(alias, name):
+  assert vgg.canonical_layer(alias) == name
+
+
+@pytest.mark.parametrize("bad", ["relu6_1", "conv1_3", "block9_conv1", "", "fc7"])
+def test_unknown_layer_is_refused(bad):
+  with pytest.raises(ValueError, match="unknown VGG19 layer"):
+    vgg.canonical_layer(bad)
+
+
+def test_preprocess_matches_numpy():
+  x = np.random.default_rng(0).uniform(size=(2, 3, 4, 3)).astype(np.float32)
+  want = x[..., ::-1] * 255.0 - np.array([103.939, 116.779, 123.68], np.float32)
+  np.testing.assert_allclose(jax.jit(vgg.preprocess)(x), want, rtol=1e-6, atol=1e-4)
+
+
+def test_shapes_of_every_layer(tiny_params):
+  x = jnp.zeros((2, 32, 48, 3))
+  feats = vgg.extract_features(tiny_params, x)
+  assert set(feats) == set(vgg.LAYERS)
+  for name, f in feats.items():
+    s = vgg.layer_stride(name)
+    block = int(name[4])
+    assert f.shape == (2, 32 // s, 48 // s, TINY_WIDTHS[block - 1]), name
+
+
+def test_stops_at_deepest_requested_layer(tiny_params):
+  """Params of layers past relu2_1 are not needed to compute it."""
+  shallow = {k: v for k, v in tiny_params.items() if k in ("conv1_1", "conv1_2", "conv2_1")}
+  x = jnp.ones((1, 16, 16, 3)) * 0.5
+  got = vgg.extract_features(shallow, x, ["relu2_1", "conv1_1"])
+  full = vgg.extract_features(tiny_params, x, ["relu2_1", "conv1_1"])
+  assert list(got) == ["relu2_1", "conv1_1"]
+  np.testing.assert_allclose(got["relu2_1"], full["relu2_1"], rtol=1e-6)
+
+
+def test_requested_names_are_kept_as_given(tiny_params):
+  feats = vgg.extract_features(tiny_params, jnp.zeros((8, 8, 3)), ["block1_conv1", "relu1_1"])
+  assert set(feats) == {"block1_conv1", "relu1_1"}
+  np.testing.assert_array_equal(feats["block1_conv1"], feats["relu1_1"])
+  assert feats["relu1_1"].shape == (8, 8, TINY_WIDTHS[0])  # unbatched input, unbatched output
+
+
+def test_first_conv_matches_numpy(tiny_params):
+  """conv1_1 is a SAME-padded cross-correlation of the Caffe-preprocessed input."""
+  x = np.random.default_rng(1).uniform(size=(1, 6, 5, 3)).astype(np.float32)
+  got = vgg.extract_features(tiny_params, x, ["conv1_1"])["conv1_1"]
+  k = np.asarray(tiny_params["conv1_1"]["kernel"], np.float64)
+  b = np.asarray(tiny_params["conv1_1"]["bias"], np.float64)
+  p = np.pad(x[0, :, :, ::-1] * 255.0 - np.array([103.939, 116.779, 123.68]), ((1, 1), (1, 1), (0, 0)))
+  want = np.zeros((6, 5, k.shape[-1]))
+  for i in range(6):
+    for j in range(5):
+      want[i, j] = np.einsum("hwc,hwco->o", p[i : i + 3, j : j + 3], k) + b
+  np.testing.assert_allclose(got[0], want, rtol=1e-4, atol=1e-2)
+
+
+def test_avg_pooling_differs_from_max(tiny_params):
+  x = jnp.asarray(np.random.default_rng(2).uniform(size=(1, 16, 16, 3)), jnp.float32)
+  mx = vgg.extract_features(tiny_params, x, ["pool1"], pooling="max")["pool1"]
+  av = vgg.extract_features(tiny_params, x, ["pool1"], pooling="avg")["pool1"]
+  r = vgg.extract_features(tiny_params, x, ["relu1_2"])["relu1_2"]
+  want_avg = np.asarray(r).reshape(1, 8, 2, 8, 2, -1).mean(axis=(2, 4))
+  np.testing.assert_allclose(av, want_avg, rtol=1e-5, atol=1e-4)
+  assert np.all(np.asarray(mx) >= np.asarray(av) - 1e-4)
+
+
+def test_extract_features_jits_and_vmaps(tiny_params):
+  x = jnp.asarray(np.random.default_rng(3).uniform(size=(3, 16, 16, 3)), jnp.float32)
+  f = lambda im: vgg.extract_features(tiny_params, im, ["relu2_1"])["relu2_1"]
+  plain = f(x)
+  np.testing.assert_allclose(jax.jit(f)(x), plain, rtol=1e-5, atol=1e-4)
+  np.testing.assert_allclose(jax.vmap(f)(x), plain, rtol=1e-5, atol=1e-4)
+
+
+def test_bad_image_shape_is_refused(tiny_params):
+  with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
+    vgg.extract_features(tiny_params, jnp.zeros((1, 8, 8, 4)))
+
+
+def test_param_shapes_match_init():
+  shapes = vgg.param_shapes()
+  assert shapes["conv1_1"]["kernel"].shape == (3, 3, 3, 64)
+  assert shapes["conv5_4"]["kernel"].shape == (3, 3, 512, 512)
+  total = sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(shapes))
+  assert total == 20_024_384  # the 16 convolutions of VGG19
