@@ -14,6 +14,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+import numpy as np
+
 EXIT_USAGE = 2
 
 
@@ -105,6 +107,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
   g.add_argument("--seed", type=_nonneg_int, help="random seed (noise init)")
   g.add_argument("--pooling", choices=("max", "avg"))
   g.add_argument("--style-scale", type=_number, help="style image size relative to the content (default 1)")
+  g.add_argument("--style-blend", type=_floats, metavar="W,...", help="weights of several style images (default equal)")
   g.add_argument("--report-every", type=_positive_int, metavar="N", help="steps per compiled chunk / progress line")
   _add_weights_arg(p, "VGG19 weights file")
   p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -128,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     "settings, versions, timings and losses to a .json file beside it.",
   )
   p.add_argument("content", metavar="CONTENT", help="content image")
-  p.add_argument("style", metavar="STYLE", help="style image")
+  p.add_argument("style", metavar="STYLE", nargs="+", help="style image(s); several are blended (--style-blend)")
   p.add_argument("-o", "--output", required=True, metavar="OUT", help="output image (.png, .jpg, .webp, .tif)")
   p.add_argument("--sheet", metavar="PATH", help="also write a content | style | result sheet")
   _add_run_args(p)
@@ -142,6 +145,33 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("-o", "--output-dir", default="demo", metavar="DIR", help="output folder (default: demo)")
   _add_run_args(p)
   p.set_defaults(size=None, steps=None)
+
+  p = sub.add_parser(
+    "sweep",
+    help="one compiled batch over alpha/beta ratios, style layer sets and TV weights",
+    description="Stylize once per combination of --ratios, --style-layer-sets and --tv-weights in "
+    "one vmapped program, sharded over all devices. Writes one PNG per member, DIR/sheet.png and "
+    "DIR/sweep.json (each member's settings, losses and the jaxstyle stylize command that "
+    "reproduces it alone).",
+  )
+  p.add_argument("content", metavar="CONTENT", help="content image")
+  p.add_argument("style", metavar="STYLE", nargs="+", help="style image(s)")
+  p.add_argument("-o", "--output-dir", required=True, metavar="DIR", help="output folder (created)")
+  p.add_argument("--ratios", type=_floats, metavar="R,...", help="alpha/beta values, e.g. 1e-5,1e-4,1e-3,1e-2")
+  p.add_argument(
+    "--style-layer-sets",
+    nargs="+",
+    metavar="L,L,...",
+    help="style layer subsets, each comma-separated, e.g. relu1_1 relu1_1,relu2_1",
+  )
+  p.add_argument("--tv-weights", type=_floats, metavar="T,...", help="total-variation weights")
+  p.add_argument(
+    "--figure3",
+    action="store_true",
+    help="Gatys et al. 2016 Fig. 3: layer sets relu1_1 .. relu1_1-relu5_1 x ratios 1e-5..1e-2, from noise",
+  )
+  p.add_argument("--batch", type=_positive_int, metavar="N", help="members per compiled batch (default: all)")
+  _add_run_args(p)
 
   p = sub.add_parser("weights", help="fetch, convert or describe VGG19 weights")
   wsub = p.add_subparsers(dest="weights_command", metavar="ACTION", parser_class=_Parser)
@@ -189,6 +219,8 @@ def _config_from_args(args):
     v = getattr(args, arg, None)
     if v is not None:
       changes[field] = v
+  if getattr(args, "style_blend", None) is not None:
+    changes["style_blend"] = tuple(args.style_blend)
   for which in ("content", "style"):
     layers = getattr(args, f"{which}_layers")
     if layers is not None:
@@ -301,43 +333,118 @@ def _check_output(out: str, inputs: Sequence[str]) -> None:
         raise CliError(f"{p}: output would overwrite input {i}")
 
 
-def run_stylize(content_path: str, style_path: str, out: str, config, args, *, sheet: str | None = None) -> dict:
-  """Stylizes, writes OUT (+ sheet) and OUT's JSON sidecar; returns the sidecar."""
-  import jaxstyle as js
+def _load_inputs(content_path: str, style_paths: Sequence[str], config):
   from jaxstyle import images
 
-  inputs = [content_path, style_path] + ([config.init] if config.init not in ("content", "noise", "gray") else [])
-  _check_output(out, inputs)
-  if sheet:
-    _check_output(sheet, inputs)
   content = images.load_image(content_path)
-  style = images.load_image(style_path)
+  styles = [images.load_image(p) for p in style_paths]
   if config.init not in ("content", "noise", "gray"):
     images.load_image(config.init)  # fail now, not after loading the network
-  params, winfo = _params(args.weights)
-  t0 = time.perf_counter()
-  result = js.stylize(content, style, config, params=params, callback=_ProgressPrinter(args.quiet))
-  wall = time.perf_counter() - t0
-  image = result.image.__array__()
-  images.save_image(out, image)
-  if sheet:
-    c, s = js.optimize.prepare_images(content, style, config)
-    images.save_image(sheet, images.contact_sheet([c, s, image], ["content", "style", "result"]))
-  record = {
-    "output": os.path.abspath(out),
-    "command": shlex.join(["jaxstyle", *sys.argv[1:]]) if sys.argv else None,
-    "content": os.path.abspath(content_path),
-    "style": os.path.abspath(style_path),
-    "size": [int(image.shape[1]), int(image.shape[0])],
+  return content, styles
+
+
+def _inputs_of(content_path: str, style_paths: Sequence[str], config) -> list[str]:
+  extra = [config.init] if config.init not in ("content", "noise", "gray") else []
+  return [content_path, *style_paths, *extra]
+
+
+def _record(config, result_losses, timings, winfo) -> dict:
+  return {
     "settings": config.to_dict(),
-    "losses": result.losses,
-    "timings": {**result.timings, "wall_s": wall},
+    "losses": result_losses,
+    "timings": timings,
     "weights": {k: winfo.get(k) for k in ("path", "source", "source_checksum")},
     "versions": _versions(),
     "device": _device(),
   }
+
+
+def run_stylize(content_path: str, style_paths: Sequence[str], out: str, config, args, *, sheet=None) -> dict:
+  """Stylizes, writes OUT (+ sheet) and OUT's JSON sidecar; returns the sidecar."""
+  import jaxstyle as js
+  from jaxstyle import images
+
+  inputs = _inputs_of(content_path, style_paths, config)
+  _check_output(out, inputs)
+  if sheet:
+    _check_output(sheet, inputs)
+  content, styles = _load_inputs(content_path, style_paths, config)
+  js.optimize.prepare_images(content, styles, config)  # size and blend checks before loading weights
+  params, winfo = _params(args.weights)
+  t0 = time.perf_counter()
+  result = js.stylize(content, styles, config, params=params, callback=_ProgressPrinter(args.quiet))
+  wall = time.perf_counter() - t0
+  image = np.asarray(result.image)
+  images.save_image(out, image)
+  if sheet:
+    c, ss = js.optimize.prepare_images(content, styles, config)
+    labels = ["content"] + [f"style {i + 1}" if len(ss) > 1 else "style" for i in range(len(ss))] + ["result"]
+    images.save_image(sheet, images.contact_sheet([c, *ss, image], labels))
+  record = {
+    "output": os.path.abspath(out),
+    "command": shlex.join(["jaxstyle", *sys.argv[1:]]),
+    "content": os.path.abspath(content_path),
+    "style": [os.path.abspath(p) for p in style_paths],
+    "size": [int(image.shape[1]), int(image.shape[0])],
+    **_record(config, result.losses, {**result.timings, "wall_s": wall}, winfo),
+  }
   _write_json(_sidecar_path(out), record)
   return record
+
+
+def stylize_command(content: str, styles: Sequence[str], out: str, config, weights_path: str | None) -> str:
+  """The ``jaxstyle stylize`` command line that reproduces ``config`` alone."""
+
+  def num(v: float) -> str:
+    return repr(float(v))
+
+  def layers(names, ws) -> str:
+    ws = ws or (1.0,) * len(names)
+    return ",".join(f"{n}:{num(w)}" for n, w in zip(names, ws, strict=True))
+
+  cmd = [
+    "jaxstyle",
+    "stylize",
+    content,
+    *styles,
+    "-o",
+    out,
+    "--preset",
+    config.name,
+    "--optimizer",
+    config.optimizer,
+    "--lr",
+    num(config.learning_rate),
+    "--steps",
+    str(config.steps),
+    "--content-weight",
+    num(config.content_weight),
+    "--style-weight",
+    num(config.style_weight),
+    "--tv-weight",
+    num(config.tv_weight),
+    "--init",
+    config.init,
+    "--seed",
+    str(config.seed),
+    "--pooling",
+    config.pooling,
+    "--style-scale",
+    num(config.style_scale),
+    "--report-every",
+    str(config.report_every),
+  ]
+  if config.size is not None:
+    cmd += ["--size", str(config.size)]
+  if config.content_layers:
+    cmd += ["--content-layers", layers(config.content_layers, config.content_layer_weights)]
+  if config.style_layers:
+    cmd += ["--style-layers", layers(config.style_layers, config.style_layer_weights)]
+  if config.style_blend is not None:
+    cmd += ["--style-blend", ",".join(num(w) for w in config.style_blend)]
+  if weights_path is not None:
+    cmd += ["--weights", os.path.abspath(weights_path)]
+  return shlex.join(cmd)
 
 
 # --------------------------------------------------------------------------- commands
@@ -354,6 +461,97 @@ def cmd_stylize(args) -> int:
   return 0
 
 
+def cmd_sweep(args) -> int:
+  import jaxstyle as js
+  from jaxstyle import images, sweep
+
+  config = _config_from_args(args)
+  if args.figure3:
+    if args.ratios or args.style_layer_sets:
+      raise CliError("--figure3 sets its own --ratios and --style-layer-sets")
+    fig, spec = sweep.figure3()
+    config = config.replace(init=fig.init) if args.init is None else config
+  else:
+    sets = None
+    if args.style_layer_sets:
+      sets = tuple(tuple(n.strip() for n in s.split(",") if n.strip()) for s in args.style_layer_sets)
+    spec = sweep.SweepSpec(
+      ratios=tuple(args.ratios) if args.ratios else None,
+      style_layer_sets=sets,
+      tv_weights=tuple(args.tv_weights) if args.tv_weights else None,
+    )
+  if not (spec.ratios or spec.style_layer_sets or spec.tv_weights):
+    raise CliError("give at least one of --ratios, --style-layer-sets, --tv-weights (or --figure3)")
+  for r in spec.ratios or ():
+    if not r > 0:
+      raise CliError(f"--ratios must be positive, got {r}")
+  try:
+    labels, members, columns = spec.grid(config)
+    run_config = spec.run_config(config)
+    batch_weights = spec.weights(config)
+  except ValueError as e:
+    raise CliError(str(e)) from None
+  out = args.output_dir
+  if os.path.exists(out) and not os.path.isdir(out):
+    raise CliError(f"{out}: exists and is not a directory")
+  inputs = _inputs_of(args.content, args.style, config)
+  content, styles = _load_inputs(args.content, args.style, config)
+  js.optimize.prepare_images(content, styles, run_config)
+  params, winfo = _params(args.weights)
+  os.makedirs(out, exist_ok=True)
+  names = [sweep.member_filename(i, lab) for i, lab in enumerate(labels)]
+  for n in [*names, "sheet.png"]:
+    _check_output(os.path.join(out, n), inputs)
+  if not args.quiet:
+    print(f"sweep of {len(members)} members on {sweep.device_summary()}", file=sys.stderr)
+  t0 = time.perf_counter()
+  result = sweep.stylize_sweep(
+    content,
+    styles,
+    run_config,
+    batch_weights,
+    params=params,
+    batch_size=args.batch,
+    callback=_ProgressPrinter(args.quiet),
+  )
+  wall = time.perf_counter() - t0
+  for n, im in zip(names, result.images, strict=True):
+    images.save_image(os.path.join(out, n), im)
+  sheet = images.contact_sheet(
+    list(result.images),
+    [sweep.label_text(lab) for lab in labels],
+    columns=columns,
+    height=min(256, result.images.shape[1]),
+  )
+  images.save_image(os.path.join(out, "sheet.png"), sheet)
+  content_abs, styles_abs = os.path.abspath(args.content), [os.path.abspath(p) for p in args.style]
+  record = {
+    "command": shlex.join(["jaxstyle", *sys.argv[1:]]),
+    "content": content_abs,
+    "style": styles_abs,
+    "sheet": "sheet.png",
+    "columns": columns,
+    "members": [
+      {
+        "image": n,
+        "settings": lab,
+        "losses": loss,
+        "command": stylize_command(content_abs, styles_abs, os.path.join(os.path.abspath(out), n), m, args.weights),
+      }
+      for n, lab, loss, m in zip(names, labels, result.losses, members, strict=True)
+    ],
+    **_record(run_config, None, {**result.timings, "wall_s": wall}, winfo),
+  }
+  record.pop("losses")
+  _write_json(os.path.join(out, "sweep.json"), record)
+  t = result.timings
+  print(
+    f"wrote {len(names)} images, {out}/sheet.png and {out}/sweep.json; {t['image_steps_per_s']:.2f} image-steps/s "
+    f"in batches of {t['batch']} on {t['devices']} device(s); compile {t['compile_s']:.1f}s"
+  )
+  return 0
+
+
 def cmd_demo(args) -> int:
   from jaxstyle import samples
 
@@ -365,7 +563,7 @@ def cmd_demo(args) -> int:
   os.makedirs(args.output_dir, exist_ok=True)
   out = os.path.join(args.output_dir, "result.png")
   sheet = os.path.join(args.output_dir, "sheet.png")
-  rec = run_stylize(samples.content_path(), samples.style_path(), out, config, args, sheet=sheet)
+  rec = run_stylize(samples.content_path(), [samples.style_path()], out, config, args, sheet=sheet)
   print(
     f"wrote {out}, {sheet} and {_sidecar_path(out)} (loss {rec['losses']['total']:.4g}, "
     f"{rec['timings']['steps_per_s']:.2f} it/s)"
@@ -412,7 +610,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
       parser.print_help()
       return EXIT_USAGE
-    handler = {"stylize": cmd_stylize, "demo": cmd_demo, "weights": cmd_weights}[args.command]
+    handler = {"stylize": cmd_stylize, "sweep": cmd_sweep, "demo": cmd_demo, "weights": cmd_weights}[args.command]
     return handler(args)
   except (CliError, ImageError, WeightsError, ValueError) as e:
     print(f"jaxstyle: error: {' '.join(str(e).split())}", file=sys.stderr)

@@ -45,6 +45,7 @@ class StyleConfig:
     steps: optimizer steps.
     size: longest side of the content image in px (``None``: keep the input size).
     style_scale: style image's longest side relative to the content's.
+    style_blend: weights of several style images (normalised; default equal).
     init: ``"content"``, ``"noise"`` (uniform white noise), ``"gray"``, or an image path.
     seed: random seed for noise initialisation.
     pooling: ``"max"`` or ``"avg"``.
@@ -76,6 +77,7 @@ class StyleConfig:
   steps: int = 500
   size: int | None = 512
   style_scale: float = 1.0
+  style_blend: tuple[float, ...] | None = None
   init: str = "content"
   seed: int = 0
   pooling: str = "max"
@@ -125,6 +127,13 @@ class StyleConfig:
       v = getattr(self, field)
       if not isinstance(v, int) or isinstance(v, bool) or v < (0 if field == "steps" else 1):
         raise ValueError(f"{field} must be a {'non-negative' if field == 'steps' else 'positive'} integer, not {v!r}")
+    if self.style_blend is not None:
+      if not isinstance(self.style_blend, tuple) or not self.style_blend:
+        raise ValueError("style_blend must be a non-empty tuple of weights")
+      for v in self.style_blend:
+        _check_weight("style_blend", v)
+      if sum(self.style_blend) <= 0:
+        raise ValueError("style_blend weights must not all be zero")
     if self.size is not None and (not isinstance(self.size, int) or self.size < 1):
       raise ValueError(f"size must be a positive integer, not {self.size!r}")
     if not isinstance(self.init, str) or not self.init:

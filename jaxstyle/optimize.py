@@ -14,7 +14,7 @@ import functools
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -108,19 +108,37 @@ class Result:
 # --------------------------------------------------------------------------- objective
 
 
-def compute_targets(params: Mapping, content: ArrayLike, style: ArrayLike, config: StyleConfig) -> Targets:
+def compute_targets(
+  params: Mapping, content: ArrayLike, style: ArrayLike | Sequence[ArrayLike], config: StyleConfig
+) -> Targets:
   """Content activations and style Grams, computed once.
+
+  Several style images give one target: the weighted mean of their Gram matrices with
+  ``config.style_blend`` (equal weights by default), as in jcjohnson's neural-style.
 
   Args:
     params: VGG19 params.
     content: ``(H, W, 3)`` RGB in [0, 1].
-    style: ``(H', W', 3)`` RGB in [0, 1].
-    config: the settings (layers, pooling, Gram normalisation).
+    style: ``(H', W', 3)`` RGB in [0, 1], or a list of such images.
+    config: the settings (layers, pooling, Gram normalisation, blend).
 
   Returns:
     :class:`Targets`.
   """
-  return _targets(params, jnp.asarray(content)[None], jnp.asarray(style)[None], _target_key(config))
+  styles = list(style) if isinstance(style, (list, tuple)) else [style]
+  blend = style_blend_weights(config, len(styles))
+  key = _target_key(config)
+  parts = [_targets(params, jnp.asarray(content)[None], jnp.asarray(s)[None], key) for s in styles]
+  grams = {k: sum(w * t.style[k] for w, t in zip(blend, parts, strict=True)) for k in parts[0].style}
+  return Targets(parts[0].content, grams)
+
+
+def style_blend_weights(config: StyleConfig, n: int) -> list[float]:
+  """The blend weights of ``n`` style images, normalised to sum to 1."""
+  w = list(config.style_blend) if config.style_blend is not None else [1.0] * n
+  if len(w) != n:
+    raise ValueError(f"style_blend has {len(w)} weights for {n} style images")
+  return [v / sum(w) for v in w]
 
 
 def _target_key(config: StyleConfig) -> tuple:
@@ -231,22 +249,23 @@ def _signature(args) -> tuple:
 
 
 def compiled(
-  name: str, fn: Callable, args: tuple, *, static: Static, batched: bool, donate=()
+  name: str, fn: Callable, args: tuple, *, static: Static, batched: bool, donate=(), out_sharding=None
 ) -> tuple[Callable, float]:
-  """Ahead-of-time compiles ``fn(*args, static=static)`` (vmapped over axis 0 of the
-  arguments named by ``batched`` when given); returns it and the seconds spent.
+  """Ahead-of-time compiles ``fn(*args, static=static)``, vmapped over ``BATCH_AXES[name]``
+  when ``batched``; returns the executable and the seconds spent.
 
-  Executables are kept per shapes, shardings and static settings, so a second run
-  of the same kind compiles nothing.
+  ``out_sharding`` pins every output (all carry the batch axis when batched) so that a
+  chunk's outputs can be fed straight back in. Executables are kept per shapes,
+  shardings and static settings, so a second run of the same kind compiles nothing.
   """
-  key = (name, static, batched, _signature(args))
+  key = (name, static, batched, out_sharding, _signature(args))
   if key in _CACHE:
     return _CACHE[key], 0.0
   f = lambda *a: fn(*a, static=static)  # noqa: E731
   if batched:
     f = jax.vmap(f, in_axes=BATCH_AXES[name])
   t0 = time.perf_counter()
-  exe = jax.jit(f, donate_argnums=donate).lower(*args).compile()
+  exe = jax.jit(f, donate_argnums=donate, out_shardings=out_sharding).lower(*args).compile()
   _CACHE[key] = exe
   return exe, time.perf_counter() - t0
 
@@ -272,22 +291,26 @@ def as_image(x: ArrayLike | str | os.PathLike) -> np.ndarray:
   return arr
 
 
-def prepare_images(content, style, config: StyleConfig) -> tuple[np.ndarray, np.ndarray]:
-  """Loads and resizes content (longest side ``config.size``) and style (longest side
-  ``style_scale`` times the content's), and checks they reach the deepest layer."""
+def prepare_images(content, style, config: StyleConfig) -> tuple[np.ndarray, list[np.ndarray]]:
+  """Loads and resizes content (longest side ``config.size``) and each style image
+  (longest side ``style_scale`` times the content's), and checks they reach the deepest
+  layer. ``style`` is one image or a list; a list is returned."""
   content = as_image(content)
   if config.size is not None:
     content = imageio.resize(content, config.size)
-  style = as_image(style)
-  style = imageio.resize(style, max(1, round(max(content.shape[:2]) * config.style_scale)))
+  side = max(1, round(max(content.shape[:2]) * config.style_scale))
+  styles = [imageio.resize(as_image(s), side) for s in (style if isinstance(style, (list, tuple)) else [style])]
+  if not styles:
+    raise ValueError("at least one style image is needed")
+  style_blend_weights(config, len(styles))
   need = max(vgg.layer_stride(n) for n in config.layers)
-  for what, im in (("content", content), ("style", style)):
+  for what, im in [("content", content)] + [("style", s) for s in styles]:
     if min(im.shape[:2]) < need:
       raise ValueError(
         f"{what} image is {im.shape[1]}x{im.shape[0]} px, too small for layer "
         f"{max(config.layers, key=vgg.layer_depth)} (needs at least {need} px per side)"
       )
-  return content, style
+  return content, styles
 
 
 def initial_image(content: np.ndarray, config: StyleConfig) -> np.ndarray:
@@ -329,11 +352,21 @@ def optimize(
   """
   static = Static.from_config(config)
   x = jnp.array(image, jnp.float32, copy=True)  # the loop donates it; never the caller's buffer
-  init_fn, t_init = compiled("init", init_state, (x, params, targets, weights), static=static, batched=batched)
+  # A batch sharded over devices keeps every per-member output sharded the same way.
+  out_sharding = x.sharding if batched and isinstance(x.sharding, jax.sharding.NamedSharding) else None
+  init_fn, t_init = compiled(
+    "init", init_state, (x, params, targets, weights), static=static, batched=batched, out_sharding=out_sharding
+  )
   state = init_fn(x, params, targets, weights)
   n = jnp.int32(0)
   chunk_fn, t_chunk = compiled(
-    "chunk", run_chunk, (x, state, n, params, targets, weights), static=static, batched=batched, donate=(0, 1)
+    "chunk",
+    run_chunk,
+    (x, state, n, params, targets, weights),
+    static=static,
+    batched=batched,
+    donate=(0, 1),
+    out_sharding=out_sharding,
   )
   totals, report = [], {"step": [], "content": [], "style": [], "tv": []}
   done, t0 = 0, time.perf_counter()
@@ -377,7 +410,8 @@ def stylize(
 
   Args:
     content: ``(H, W, 3)`` RGB in [0, 1], or an image path.
-    style: ``(H', W', 3)`` RGB in [0, 1], or an image path.
+    style: ``(H', W', 3)`` RGB in [0, 1], or an image path, or a list of them to
+      blend (weights ``config.style_blend``).
     config: settings; default ``presets.gatys()``.
     params: VGG19 params; default ``load_vgg19()``.
     callback: receives a :class:`Progress` after every chunk of steps.

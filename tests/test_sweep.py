@@ -1,0 +1,201 @@
+"""Sweeps: vmap equals a loop, sharding equals no sharding, blends, batches, the CLI."""
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+import jaxstyle as js
+from jaxstyle import cli, images, optimize, presets, sweep
+from tests.conftest import rng_image
+
+CONTENT = rng_image(0, 32, 40)
+STYLE = rng_image(1, 40, 32)
+STYLE2 = rng_image(2, 32, 32)
+ATOL = 2e-3  # float tolerance between batched and single programs over a few L-BFGS steps
+
+
+def base(**kw):
+  return presets.gatys(**{"size": None, "steps": 4, "report_every": 2, **kw})
+
+
+@pytest.mark.parametrize("opt", ["lbfgs", "adam"])
+def test_each_member_equals_a_separate_run(tiny_params, opt):
+  config = base(optimizer=opt, learning_rate=1.0 if opt == "lbfgs" else 0.05)
+  spec = sweep.SweepSpec(
+    ratios=(1e-4, 1e-2), style_layer_sets=(("relu1_1",), ("relu1_1", "relu3_1")), tv_weights=(0.0,)
+  )
+  labels, members, cols = spec.grid(config)
+  assert cols == 2 and len(members) == 4
+  r = sweep.stylize_sweep(CONTENT, STYLE, spec.run_config(config), spec.weights(config), params=tiny_params)
+  assert r.images.shape == (4,) + CONTENT.shape and r.history["total"].shape == (4, 4)
+  for i, m in enumerate(members):
+    single = js.stylize(CONTENT, STYLE, m, params=tiny_params)
+    np.testing.assert_allclose(r.images[i], single.image, atol=ATOL)
+    np.testing.assert_allclose(r.losses[i]["total"], single.losses["total"], rtol=5e-3)
+
+
+def test_layer_sets_rescale_weights():
+  config = presets.gatys()
+  spec = sweep.SweepSpec(style_layer_sets=(("relu1_1",), ("relu1_1", "relu2_1")))
+  _, members, _ = spec.grid(config)
+  assert members[0].style_layer_weights == pytest.approx((0.25,))
+  assert members[1].style_layer_weights == pytest.approx((0.125, 0.125))
+  w = spec.weights(config)
+  np.testing.assert_allclose(w.style_layers["relu2_1"], [0.0, 0.125])
+  np.testing.assert_allclose(w.style_layers["relu5_1"], [0.0, 0.0])
+
+
+def test_batches_and_padding_do_not_change_results(tiny_params):
+  config = base()
+  spec = sweep.SweepSpec(ratios=(1e-5, 1e-3, 1e-1))
+  w = spec.weights(config)
+  whole = sweep.stylize_sweep(CONTENT, STYLE, config, w, params=tiny_params)
+  pairs = sweep.stylize_sweep(CONTENT, STYLE, config, w, params=tiny_params, batch_size=2)
+  assert pairs.timings["batch"] == 2 and whole.timings["batch"] == 3
+  np.testing.assert_allclose(pairs.images, whole.images, atol=1e-5)
+
+
+def test_out_of_memory_halves_the_batch(tiny_params, monkeypatch):
+  real = sweep.optimize
+  seen = []
+
+  def limited(x, *a, **k):
+    seen.append(x.shape[0])
+    if x.shape[0] > 2:
+      raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 1.00GiB")
+    return real(x, *a, **k)
+
+  monkeypatch.setattr(sweep, "optimize", limited)
+  config = base()
+  w = sweep.SweepSpec(ratios=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1)).weights(config)
+  r = sweep.stylize_sweep(CONTENT, STYLE, config, w, params=tiny_params)
+  assert seen[:2] == [5, 2] and r.timings["batch"] == 2 and r.images.shape[0] == 5
+  monkeypatch.setattr(
+    sweep, "optimize", lambda *a, **k: (_ for _ in ()).throw(jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED"))
+  )
+  with pytest.raises(sweep.SweepMemoryError, match="does not fit"):
+    sweep.stylize_sweep(CONTENT, STYLE, config, w, params=tiny_params)
+
+
+def test_blend_of_one_style_at_weight_one_equals_that_style(tiny_params):
+  a = js.stylize(CONTENT, STYLE, base(), params=tiny_params)
+  b = js.stylize(CONTENT, [STYLE], base(style_blend=(1.0,)), params=tiny_params)
+  c = js.stylize(CONTENT, [STYLE, STYLE2], base(style_blend=(1.0, 0.0)), params=tiny_params)
+  np.testing.assert_array_equal(a.image, b.image)
+  np.testing.assert_allclose(a.image, c.image, atol=1e-5)
+
+
+def test_blend_targets_are_weighted_gram_means(tiny_params):
+  config = base(style_blend=(3.0, 1.0))
+  t = optimize.compute_targets(tiny_params, CONTENT, [STYLE, STYLE2], config)
+  t1 = optimize.compute_targets(tiny_params, CONTENT, STYLE, base())
+  t2 = optimize.compute_targets(tiny_params, CONTENT, STYLE2, base())
+  for k in t.style:
+    np.testing.assert_allclose(t.style[k], 0.75 * t1.style[k] + 0.25 * t2.style[k], rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="2 weights for 1 style"):
+    optimize.compute_targets(tiny_params, CONTENT, [STYLE], base(style_blend=(1.0, 2.0)))
+
+
+SHARDED = textwrap.dedent(
+  """
+  import jax, numpy as np
+  from jaxstyle import presets, sweep, vgg
+  from tests.conftest import rng_image
+  assert jax.device_count() == 4, jax.devices()
+  params = vgg.init_params(jax.random.key(0), widths=(4, 8, 8, 8, 8))
+  config = presets.gatys(size=None, steps=4, report_every=2)
+  w = sweep.SweepSpec(ratios=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)).weights(config)
+  c, s = rng_image(0, 32, 40), rng_image(1, 40, 32)
+  sharded = sweep.stylize_sweep(c, s, config, w, params=params)
+  single = sweep.stylize_sweep(c, s, config, w, params=params, devices=jax.devices()[:1])
+  assert sharded.timings["devices"] == 4 and sharded.timings["batch"] == 8, sharded.timings
+  assert single.timings["devices"] == 1
+  np.testing.assert_allclose(sharded.images, single.images, atol=1e-4)
+  np.testing.assert_allclose([l["total"] for l in sharded.losses], [l["total"] for l in single.losses], rtol=1e-4)
+  print("OK", sharded.images.shape)
+  """
+)
+
+
+def test_sharded_equals_unsharded_on_four_cpu_devices():
+  root = Path(__file__).resolve().parents[1]
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "PYTHONPATH": str(root)}
+  r = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True, env=env, cwd=root, timeout=600)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert "OK (6, 32, 40, 3)" in r.stdout
+
+
+def test_cli_sweep_writes_members_sheet_and_reproducible_commands(tmp_path, tiny_weights_file, monkeypatch, capsys):
+  monkeypatch.setenv("JAXSTYLE_WEIGHTS", str(tiny_weights_file))
+  images.save_image(tmp_path / "c.png", CONTENT)
+  images.save_image(tmp_path / "s.png", STYLE)
+  out = tmp_path / "sweep"
+  args = [
+    "sweep",
+    tmp_path / "c.png",
+    tmp_path / "s.png",
+    "-o",
+    out,
+    "--ratios",
+    "1e-4,1e-2",
+    "--style-layer-sets",
+    "relu1_1",
+    "relu1_1,relu2_1,relu3_1",
+    "--size",
+    "40",
+    "--steps",
+    "4",
+    "--report-every",
+    "2",
+    "-q",
+  ]
+  assert cli.main([str(a) for a in args]) == 0, capsys.readouterr().err
+  rec = json.loads((out / "sweep.json").read_text())
+  assert len(rec["members"]) == 4 and rec["columns"] == 2
+  for m in rec["members"]:
+    assert (out / m["image"]).is_file() and set(m["settings"]) == {"ratio", "style_layers"}
+    assert np.isfinite(m["losses"]["total"])
+  sheet = Image.open(out / "sheet.png")
+  cell_h = 32  # images are 32 px high: 2 rows of (cell + label + pad), 2 columns
+  assert sheet.size[1] == 8 + 2 * (cell_h + 18 + 8)
+  assert sheet.size[0] == 8 + 2 * (40 + 8)
+  # rerun one member alone from its recorded command
+  m = rec["members"][3]
+  cmd = shlex.split(m["command"])
+  alone = tmp_path / "alone.png"
+  cmd[cmd.index("-o") + 1] = str(alone)
+  assert cmd[:2] == ["jaxstyle", "stylize"]
+  assert cli.main(cmd[1:] + ["-q"]) == 0, capsys.readouterr().err
+  np.testing.assert_allclose(images.load_image(alone), images.load_image(out / m["image"]), atol=2.5 / 255)
+
+
+def test_cli_sweep_bad_input(tmp_path, tiny_weights_file, monkeypatch, capsys):
+  monkeypatch.setenv("JAXSTYLE_WEIGHTS", str(tiny_weights_file))
+  images.save_image(tmp_path / "c.png", CONTENT)
+  for extra, msg in [
+    ([], "give at least one"),
+    (["--ratios", "0"], "must be positive"),
+    (["--style-layer-sets", "relu9_9"], "unknown VGG19 layer"),
+  ]:
+    code = cli.main(["sweep", str(tmp_path / "c.png"), str(tmp_path / "c.png"), "-o", str(tmp_path / "o"), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and msg in err and err.count("\n") == 1
+  assert not (tmp_path / "o").exists()
+
+
+def test_figure3_grid():
+  config, spec = sweep.figure3(size=64)
+  labels, members, cols = spec.grid(config)
+  assert cols == 4 and len(members) == 20 and config.init == "noise"
+  assert labels[0] == {"style_layers": ["relu1_1"], "ratio": 1e-5}
+  assert members[-1].style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+  assert members[-1].style_weight == pytest.approx(1e2)
