@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -117,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
   parser = _Parser(
     prog="jaxstyle",
     description="Neural style transfer (Gatys et al. 2016) in JAX.",
-    epilog="Exit codes: 0 success, 2 bad input or settings, 130 interrupted.",
+    epilog="Exit codes: 0 success; 2 bad input, bad settings or a loss that became non-finite; "
+    "130 interrupted (SIGINT), 143 terminated (SIGTERM): the image so far is written.",
   )
   from jaxstyle import __version__
 
@@ -134,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("style", metavar="STYLE", nargs="+", help="style image(s); several are blended (--style-blend)")
   p.add_argument("-o", "--output", required=True, metavar="OUT", help="output image (.png, .jpg, .webp, .tif)")
   p.add_argument("--sheet", metavar="PATH", help="also write a content | style | result sheet")
+  p.add_argument("--save-every", type=_positive_int, metavar="N", help="also write OUT_<step>.ext every N steps")
+  p.add_argument("--checkpoint", metavar="DIR", help="save image, optimizer state and step at every report")
+  p.add_argument("--resume", metavar="DIR", help="continue the run checkpointed in DIR (same settings)")
   _add_run_args(p)
 
   p = sub.add_parser(
@@ -359,20 +365,75 @@ def _record(config, result_losses, timings, winfo) -> dict:
   }
 
 
-def run_stylize(content_path: str, style_paths: Sequence[str], out: str, config, args, *, sheet=None) -> dict:
-  """Stylizes, writes OUT (+ sheet) and OUT's JSON sidecar; returns the sidecar."""
-  import jaxstyle as js
-  from jaxstyle import images
+class _Signals:
+  """Turns SIGINT/SIGTERM into a stop request polled between chunks (a second signal
+  interrupts at once)."""
 
+  def __init__(self):
+    self.received: int | None = None
+    self._old = {}
+
+  def __enter__(self):
+    for sig in (signal.SIGINT, signal.SIGTERM):
+      self._old[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    if self.received is not None:
+      raise KeyboardInterrupt
+    self.received = signum
+
+  def __exit__(self, *exc):
+    for sig, old in self._old.items():
+      signal.signal(sig, old)
+    return False
+
+
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+def run_stylize(content_path: str, style_paths: Sequence[str], out: str, config, args, *, sheet=None) -> int:
+  """Stylizes, writes OUT (+ sheet) and OUT's JSON sidecar; returns the exit code."""
+  import jaxstyle as js
+  from jaxstyle import checkpoint, images
+
+  save_every = getattr(args, "save_every", None)
+  ckpt_dir = getattr(args, "checkpoint", None) or getattr(args, "resume", None)
+  if save_every and save_every % config.report_every:
+    config = config.replace(report_every=math.gcd(save_every, config.report_every))
   inputs = _inputs_of(content_path, style_paths, config)
   _check_output(out, inputs)
   if sheet:
     _check_output(sheet, inputs)
   content, styles = _load_inputs(content_path, style_paths, config)
-  js.optimize.prepare_images(content, styles, config)  # size and blend checks before loading weights
+  prepared, _ = js.optimize.prepare_images(content, styles, config)  # size and blend checks before the weights
+  resume = None
+  if getattr(args, "resume", None):
+    resume = checkpoint.load(args.resume, config)
+    if resume.image.shape != prepared.shape:
+      raise CliError(f"{args.resume}: checkpoint image is {resume.image.shape}, this run's is {prepared.shape}")
   params, winfo = _params(args.weights)
+  printer = _ProgressPrinter(args.quiet)
+  stem, ext = os.path.splitext(out)
+
+  def on_progress(p):
+    printer(p)
+    if save_every and p.step % save_every == 0:
+      images.save_image(f"{stem}_{p.step:05d}{ext}", np.clip(np.asarray(p.image), 0.0, 1.0))
+    if ckpt_dir:
+      checkpoint.save(ckpt_dir, p, config)
+
   t0 = time.perf_counter()
-  result = js.stylize(content, styles, config, params=params, callback=_ProgressPrinter(args.quiet))
+  with _Signals() as signals:
+    result = js.stylize(
+      content,
+      styles,
+      config,
+      params=params,
+      callback=on_progress,
+      stop=lambda: signals.received is not None,
+      resume=resume,
+    )
   wall = time.perf_counter() - t0
   image = np.asarray(result.image)
   images.save_image(out, image)
@@ -380,16 +441,40 @@ def run_stylize(content_path: str, style_paths: Sequence[str], out: str, config,
     c, ss = js.optimize.prepare_images(content, styles, config)
     labels = ["content"] + [f"style {i + 1}" if len(ss) > 1 else "style" for i in range(len(ss))] + ["result"]
     images.save_image(sheet, images.contact_sheet([c, *ss, image], labels))
+  status = result.status
+  if status == "stopped":
+    status = "interrupted"
+  steps_done = int(result.history["step"][-1]) if len(result.history["step"]) else (resume.step if resume else 0)
   record = {
     "output": os.path.abspath(out),
+    "status": status,
+    "steps_done": steps_done,
     "command": shlex.join(["jaxstyle", *sys.argv[1:]]),
     "content": os.path.abspath(content_path),
     "style": [os.path.abspath(p) for p in style_paths],
     "size": [int(image.shape[1]), int(image.shape[0])],
     **_record(config, result.losses, {**result.timings, "wall_s": wall}, winfo),
   }
+  if signals.received is not None:
+    record["signal"] = signal.Signals(signals.received).name
   _write_json(_sidecar_path(out), record)
-  return record
+  if signals.received is not None:
+    name = signal.Signals(signals.received).name
+    print(f"jaxstyle: {name} at step {steps_done}/{config.steps}; wrote the image so far to {out}", file=sys.stderr)
+    return EXIT_SIGNAL[signals.received]
+  if status == "non-finite":
+    print(
+      f"jaxstyle: error: the loss became NaN or infinite after step {steps_done} (are the weights too large?); "
+      f"kept the last finite image in {out}",
+      file=sys.stderr,
+    )
+    return EXIT_USAGE
+  t = result.timings
+  print(
+    f"wrote {out} ({image.shape[1]}x{image.shape[0]}) and {_sidecar_path(out)}; loss {result.losses['total']:.4g}; "
+    f"compile {t['compile_s']:.1f}s, {t['steps_per_s']:.2f} it/s"
+  )
+  return 0
 
 
 def stylize_command(content: str, styles: Sequence[str], out: str, config, weights_path: str | None) -> str:
@@ -451,14 +536,7 @@ def stylize_command(content: str, styles: Sequence[str], out: str, config, weigh
 
 
 def cmd_stylize(args) -> int:
-  config = _config_from_args(args)
-  rec = run_stylize(args.content, args.style, args.output, config, args, sheet=args.sheet)
-  t = rec["timings"]
-  print(
-    f"wrote {args.output} ({rec['size'][0]}x{rec['size'][1]}) and {_sidecar_path(args.output)}; "
-    f"loss {rec['losses']['total']:.4g}; compile {t['compile_s']:.1f}s, {t['steps_per_s']:.2f} it/s"
-  )
-  return 0
+  return run_stylize(args.content, args.style, args.output, _config_from_args(args), args, sheet=args.sheet)
 
 
 def cmd_sweep(args) -> int:
@@ -563,12 +641,10 @@ def cmd_demo(args) -> int:
   os.makedirs(args.output_dir, exist_ok=True)
   out = os.path.join(args.output_dir, "result.png")
   sheet = os.path.join(args.output_dir, "sheet.png")
-  rec = run_stylize(samples.content_path(), [samples.style_path()], out, config, args, sheet=sheet)
-  print(
-    f"wrote {out}, {sheet} and {_sidecar_path(out)} (loss {rec['losses']['total']:.4g}, "
-    f"{rec['timings']['steps_per_s']:.2f} it/s)"
-  )
-  return 0
+  code = run_stylize(samples.content_path(), [samples.style_path()], out, config, args, sheet=sheet)
+  if code == 0:
+    print(f"demo: open {sheet} (content | style | result)")
+  return code
 
 
 def cmd_weights(args) -> int:
@@ -601,6 +677,7 @@ def cmd_weights(args) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+  from jaxstyle.checkpoint import CheckpointError
   from jaxstyle.images import ImageError
   from jaxstyle.weights import WeightsError
 
@@ -612,7 +689,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       return EXIT_USAGE
     handler = {"stylize": cmd_stylize, "sweep": cmd_sweep, "demo": cmd_demo, "weights": cmd_weights}[args.command]
     return handler(args)
-  except (CliError, ImageError, WeightsError, ValueError) as e:
+  except (CliError, ImageError, WeightsError, CheckpointError, ValueError) as e:
     print(f"jaxstyle: error: {' '.join(str(e).split())}", file=sys.stderr)
     return EXIT_USAGE
   except KeyboardInterrupt:

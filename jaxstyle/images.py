@@ -200,14 +200,14 @@ def contact_sheet(
   """
   columns = columns or len(images)
   cells = [resize(im, (height, max(1, round(im.shape[1] * height / im.shape[0])))) for im in images]
-  cell_w = max(c.shape[1] for c in cells)
+  col_w = [max(c.shape[1] for c in cells[j::columns]) for j in range(min(columns, len(cells)))]
   label_h = 18 if labels else 0
   rows = (len(cells) + columns - 1) // columns
-  sheet = Image.new("RGB", (pad + columns * (cell_w + pad), pad + rows * (height + label_h + pad)), "white")
+  sheet = Image.new("RGB", (pad + sum(w + pad for w in col_w), pad + rows * (height + label_h + pad)), "white")
   draw = ImageDraw.Draw(sheet)
   font = ImageFont.load_default()
   for k, cell in enumerate(cells):
-    x = pad + (k % columns) * (cell_w + pad)
+    x = pad + sum(w + pad for w in col_w[: k % columns])
     y = pad + (k // columns) * (height + label_h + pad)
     sheet.paste(Image.fromarray(to_uint8(cell)), (x, y))
     if labels:

@@ -70,17 +70,58 @@ class Static(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class Progress:
-  """What a progress callback receives after each chunk."""
+  """What a progress callback receives after each chunk.
+
+  ``image``, ``opt_state`` and ``history`` are the live loop state, valid during the
+  callback (the next chunk consumes the buffers): copy what you keep.
+  """
 
   step: int
   steps: int
   losses: dict[str, float]
   elapsed: float
   steps_per_second: float
+  image: Any = None
+  opt_state: Any = None
+  history: dict[str, np.ndarray] | None = None
 
   @property
   def eta(self) -> float:
     return (self.steps - self.step) / self.steps_per_second if self.steps_per_second > 0 else math.inf
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """What :func:`optimize` returns.
+
+  Attributes:
+    image: the final image clipped to [0, 1] (or, per member, the last one whose loss
+      was finite).
+    history: see :class:`Result`.
+    losses: final weighted parts and ``"total"`` (arrays of shape ``(B,)`` if batched).
+    timings: ``compile_s``, ``run_s``, ``steps_per_s``.
+    status: ``"completed"``, ``"stopped"`` (``stop()`` returned true) or
+      ``"non-finite"`` (the loss became NaN/Inf and could not be recovered).
+    step: steps completed.
+    lbfgs_resets: times L-BFGS memory was reset after a non-finite loss.
+  """
+
+  image: jax.Array
+  history: dict[str, np.ndarray]
+  losses: dict[str, np.ndarray]
+  timings: dict[str, float]
+  status: str
+  step: int
+  lbfgs_resets: int = 0
+
+
+class Resume(NamedTuple):
+  """Loop state saved at a chunk boundary (see :mod:`jaxstyle.checkpoint`)."""
+
+  image: np.ndarray
+  opt_state_leaves: list[np.ndarray]
+  step: int
+  history: dict[str, np.ndarray]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +130,7 @@ class Result:
 
   Attributes:
     image: ``(H, W, 3)`` float32 RGB in [0, 1].
+    status: ``"completed"``, ``"stopped"`` or ``"non-finite"`` (see :class:`Run`).
     history: ``"total"``: ``(steps,)`` loss at the iterate each step started from;
       ``"step"``, ``"content"``, ``"style"``, ``"tv"``: weighted loss parts after each
       chunk.
@@ -103,6 +145,7 @@ class Result:
   losses: dict[str, float]
   timings: dict[str, float]
   config: StyleConfig
+  status: str = "completed"
 
 
 # --------------------------------------------------------------------------- objective
@@ -270,6 +313,52 @@ def compiled(
   return exe, time.perf_counter() - t0
 
 
+class ResourceError(ValueError):
+  """A run does not fit in the device's memory; the message names the largest size that does."""
+
+
+def available_memory(device: jax.Device) -> int | None:
+  """Free bytes on ``device``: the allocator's limit on accelerators, free RAM on CPU."""
+  stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+  if stats and "bytes_limit" in stats:
+    return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+  try:  # MemAvailable counts reclaimable cache, unlike sysconf's free pages
+    with open("/proc/meminfo") as f:
+      for line in f:
+        if line.startswith("MemAvailable:"):
+          return int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  try:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+  except (ValueError, OSError, AttributeError):
+    return None
+
+
+def check_memory(executable, image_shape: tuple[int, ...], *, available: int | None = None) -> None:
+  """Refuses up front a compiled step whose buffers exceed free device memory.
+
+  Activation memory grows with the pixel count, so the largest longest side that fits
+  is estimated as ``side * sqrt(free / need)``.
+  """
+  try:
+    m = executable.memory_analysis()
+    need = int(m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes)
+  except Exception:  # noqa: BLE001 - not every backend reports it
+    return
+  if available is None:
+    devices = executable.input_shardings[0][0].device_set if executable.input_shardings else None
+    available = available_memory(next(iter(devices)) if devices else jax.devices()[0])
+  if available is None or need <= available:
+    return
+  h, w = image_shape[-3], image_shape[-2]
+  side = int(max(h, w) * math.sqrt(available / need) * 0.95)
+  raise ResourceError(
+    f"a {w}x{h} px run needs about {need / 2**30:.1f} GiB but {available / 2**30:.1f} GiB is free; "
+    f"the largest size that fits is about {side} px (--size {side})"
+  )
+
+
 # Which arguments carry the sweep axis: images, optimizer states and loss weights do;
 # VGG params, targets and the step count are shared.
 BATCH_AXES = {
@@ -334,8 +423,15 @@ def optimize(
   *,
   batched: bool = False,
   callback: Callable[[Progress], None] | None = None,
-) -> tuple[jax.Array, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, float]]:
+  stop: Callable[[], bool] | None = None,
+  resume: Resume | None = None,
+) -> Run:
   """Runs ``config.steps`` steps from ``image``; the loop shared by stylize and sweeps.
+
+  Between chunks it reports progress, polls ``stop`` (so a signal handler can end a
+  run cleanly at the next boundary), and checks the loss: when it is no longer finite,
+  L-BFGS restarts once from the last finite image with its memory reset; otherwise the
+  run ends with status ``"non-finite"`` and that image.
 
   Args:
     image: ``(H, W, 3)``, or ``(B, H, W, 3)`` when ``batched``.
@@ -345,57 +441,105 @@ def optimize(
     config: settings.
     batched: vmap over the leading axis of image and weights.
     callback: called after each chunk with :class:`Progress` (losses of member 0).
+    stop: polled after each chunk; true ends the run with status ``"stopped"``.
+    resume: continue from a saved :class:`Resume` instead of ``image``.
 
   Returns:
-    ``(image, history, final_parts, timings)``, numpy arrays with a leading ``B``
-    axis when ``batched``.
+    a :class:`Run`; arrays carry a leading ``B`` axis when ``batched``.
   """
   static = Static.from_config(config)
-  x = jnp.array(image, jnp.float32, copy=True)  # the loop donates it; never the caller's buffer
+  x = jnp.array(image if resume is None else resume.image, jnp.float32, copy=True)  # the loop donates x
   # A batch sharded over devices keeps every per-member output sharded the same way.
   out_sharding = x.sharding if batched and isinstance(x.sharding, jax.sharding.NamedSharding) else None
+  if out_sharding is None and isinstance(image, jax.Array) and batched:
+    x = jax.device_put(x, image.sharding)
   init_fn, t_init = compiled(
     "init", init_state, (x, params, targets, weights), static=static, batched=batched, out_sharding=out_sharding
   )
   state = init_fn(x, params, targets, weights)
-  n = jnp.int32(0)
+  if resume is not None:
+    leaves, tree = jax.tree.flatten(state)
+    if len(leaves) != len(resume.opt_state_leaves):
+      raise ValueError("checkpoint's optimizer state does not match these settings")
+    state = jax.tree.unflatten(
+      tree, [jnp.asarray(v, a.dtype) for v, a in zip(resume.opt_state_leaves, leaves, strict=True)]
+    )
   chunk_fn, t_chunk = compiled(
     "chunk",
     run_chunk,
-    (x, state, n, params, targets, weights),
+    (x, state, jnp.int32(0), params, targets, weights),
     static=static,
     batched=batched,
     donate=(0, 1),
     out_sharding=out_sharding,
   )
-  totals, report = [], {"step": [], "content": [], "style": [], "tv": []}
-  done, t0 = 0, time.perf_counter()
-  parts = None
+  check_memory(chunk_fn, x.shape)
+  names = ("content", "style", "tv")
+  totals, report = [], {"step": [], **{n: [] for n in names}}
+  if resume is not None:
+    totals.append(np.asarray(resume.history["total"]))
+    report["step"] = list(np.asarray(resume.history["step"]))
+    for n in names:
+      report[n] = list(np.moveaxis(np.asarray(resume.history[n]), -1, 0))
+  done = 0 if resume is None else int(resume.step)
+  last_ok = jnp.copy(x)
+  status, resets, parts = "completed", 0, None
+  first = (lambda v: float(np.ravel(v)[0])) if batched else float
+  t0, start = time.perf_counter(), done
   while done < config.steps:
     k = min(config.report_every, config.steps - done)
     x, state, values, parts = chunk_fn(x, state, jnp.int32(k), params, targets, weights)
-    values = np.asarray(values)
-    totals.append(values[..., :k])
+    total = sum(np.asarray(parts[n]) for n in names)
+    ok = np.isfinite(total)
+    if not np.all(ok):
+      if not batched and static.optimizer == "lbfgs" and resets == 0:
+        resets += 1  # reset L-BFGS memory from the last finite image and try once more
+        x = jnp.copy(last_ok)
+        state = init_fn(x, params, targets, weights)
+        continue
+      if not np.any(ok):
+        x, status = last_ok, "non-finite"
+        break
+    if batched:
+      keep = jnp.asarray(ok).reshape((-1,) + (1,) * (x.ndim - 1))
+      last_ok = jnp.where(keep, x, last_ok)
+    else:
+      last_ok = jnp.copy(x)
+    totals.append(np.asarray(values)[..., :k])
     done += k
     report["step"].append(done)
-    for name in ("content", "style", "tv"):
-      report[name].append(np.asarray(parts[name]))
+    for n in names:
+      report[n].append(np.asarray(parts[n]))
     if callback is not None:
       elapsed = time.perf_counter() - t0
-      first = (lambda v: float(np.ravel(v)[0])) if batched else float
-      now = {name: first(parts[name]) for name in ("content", "style", "tv")}
+      now = {n: first(parts[n]) for n in names}
       now["total"] = sum(now.values())
-      callback(Progress(done, config.steps, now, elapsed, done / elapsed if elapsed > 0 else 0.0))
+      rate = (done - start) / elapsed if elapsed > 0 else 0.0
+      callback(Progress(done, config.steps, now, elapsed, rate, x, state, _history(totals, report, x)))
+    if stop is not None and stop():
+      status = "stopped"
+      break
   run_s = time.perf_counter() - t0
-  if parts is None:  # zero steps: evaluate the start
-    x, state, _, parts = chunk_fn(x, state, jnp.int32(0), params, targets, weights)
-  final = {name: np.asarray(v) for name, v in parts.items()}
+  fresh = parts is not None and status != "non-finite"
+  if batched and parts is not None and not np.all(np.isfinite(sum(np.asarray(parts[n]) for n in names))):
+    x, fresh = last_ok, False  # members whose loss became non-finite keep their last finite image
+  if not fresh:  # zero steps, or x is not the last chunk's output: evaluate it
+    _, _, _, parts = chunk_fn(jnp.copy(x), state, jnp.int32(0), params, targets, weights)
+  final = {n: np.asarray(v) for n, v in parts.items()}
   final["total"] = final["content"] + final["style"] + final["tv"]
-  history = {"total": np.concatenate(totals, axis=-1) if totals else np.zeros(x.shape[:-3] + (0,), np.float32)}
-  history.update({k: np.stack(v, axis=-1) if v else np.zeros(x.shape[:-3] + (0,)) for k, v in report.items()})
-  history["step"] = np.asarray(report["step"], np.int64)
-  timings = {"compile_s": t_init + t_chunk, "run_s": run_s, "steps_per_s": config.steps / run_s if run_s > 0 else 0.0}
-  return jnp.clip(x, 0.0, 1.0), history, final, timings
+  steps_run = done - start
+  timings = {"compile_s": t_init + t_chunk, "run_s": run_s, "steps_per_s": steps_run / run_s if run_s > 0 else 0.0}
+  return Run(jnp.clip(x, 0.0, 1.0), _history(totals, report, x), final, timings, status, done, resets)
+
+
+def _history(totals, report, x) -> dict[str, np.ndarray]:
+  lead = x.shape[:-3]
+  h = {"total": np.concatenate(totals, axis=-1) if totals else np.zeros(lead + (0,), np.float32)}
+  for k, v in report.items():
+    if k != "step":
+      h[k] = np.stack(v, axis=-1) if v else np.zeros(lead + (0,), np.float32)
+  h["step"] = np.asarray(report["step"], np.int64)
+  return h
 
 
 def stylize(
@@ -405,6 +549,8 @@ def stylize(
   *,
   params: Mapping | None = None,
   callback: Callable[[Progress], None] | None = None,
+  stop: Callable[[], bool] | None = None,
+  resume: Resume | None = None,
 ) -> Result:
   """Renders ``content`` in the style of ``style`` (Gatys et al. 2016).
 
@@ -415,6 +561,9 @@ def stylize(
     config: settings; default ``presets.gatys()``.
     params: VGG19 params; default ``load_vgg19()``.
     callback: receives a :class:`Progress` after every chunk of steps.
+    stop: polled after every chunk; when it returns true the run ends early with
+      ``result.status == "stopped"`` and the image so far.
+    resume: continue a run from a checkpoint (:func:`jaxstyle.checkpoint.load`).
 
   Returns:
     a :class:`Result`; ``result.image`` is ``(H'', W'', 3)`` with the content's aspect
@@ -432,11 +581,12 @@ def stylize(
   content, style = prepare_images(content, style, config)
   targets = compute_targets(params, content, style, config)
   x0 = initial_image(content, config)
-  image, history, final, timings = optimize(x0, params, targets, config.loss_weights(), config, callback=callback)
+  run = optimize(x0, params, targets, config.loss_weights(), config, callback=callback, stop=stop, resume=resume)
   return Result(
-    image=image,
-    history=history,
-    losses={k: float(v) for k, v in final.items()},
-    timings=timings,
+    image=run.image,
+    history=run.history,
+    losses={k: float(v) for k, v in run.losses.items()},
+    timings=run.timings,
     config=config,
+    status=run.status,
   )

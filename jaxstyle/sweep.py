@@ -25,7 +25,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxstyle import losses, vgg
 from jaxstyle.config import StyleConfig
-from jaxstyle.optimize import Progress, compute_targets, initial_image, optimize, prepare_images
+from jaxstyle.optimize import Progress, ResourceError, compute_targets, initial_image, optimize, prepare_images
 
 
 class SweepMemoryError(ValueError):
@@ -123,7 +123,7 @@ def stylize_sweep(
     xb = np.broadcast_to(x0, (batch,) + x0.shape)
     sharded = NamedSharding(mesh, P("batch"))
     try:
-      image, history, final, t = optimize(
+      run = optimize(
         jax.device_put(xb, sharded),
         params,
         targets,
@@ -132,10 +132,12 @@ def stylize_sweep(
         batched=True,
         callback=callback,
       )
-    except jax.errors.JaxRuntimeError as e:
-      if not _is_oom(e):
+    except (jax.errors.JaxRuntimeError, ResourceError) as e:
+      if not isinstance(e, ResourceError) and not _is_oom(e):
         raise
       if batch <= n_dev:
+        if isinstance(e, ResourceError):
+          raise
         h, w = x0.shape[:2]
         raise SweepMemoryError(
           f"one member of {w}x{h} px per device does not fit in device memory; lower --size"
@@ -143,13 +145,14 @@ def stylize_sweep(
       batch = max(n_dev, (batch // 2) // n_dev * n_dev)
       continue
     keep = min(batch, total - start)
-    outputs.append((np.asarray(image)[:keep], {k: np.asarray(v)[:keep] for k, v in history.items()}, final, keep))
-    timings["compile_s"] += t["compile_s"]
-    timings["run_s"] += t["run_s"]
+    history = {k: (v if k == "step" else np.asarray(v)[:keep]) for k, v in run.history.items()}
+    outputs.append((np.asarray(run.image)[:keep], history, run.losses, keep))
+    timings["compile_s"] += run.timings["compile_s"]
+    timings["run_s"] += run.timings["run_s"]
     start += keep
   images = np.concatenate([o[0] for o in outputs])
   history = {
-    k: (outputs[0][1][k][0] if k == "step" else np.concatenate([o[1][k] for o in outputs])) for k in outputs[0][1]
+    k: (outputs[0][1][k] if k == "step" else np.concatenate([o[1][k] for o in outputs])) for k in outputs[0][1]
   }
   finals = []
   for _, _, final, keep in outputs:

@@ -106,7 +106,7 @@ def test_zero_steps_returns_the_start(tiny_params):
 def test_adam_with_clip_stays_in_range(tiny_params):
   config = tiny(optimizer="adam", learning_rate=0.5, clip=True, steps=4)
   targets = optimize.compute_targets(tiny_params, CONTENT, STYLE, config)
-  image, *_ = optimize.optimize(CONTENT, tiny_params, targets, config.loss_weights(), config)
+  image = optimize.optimize(CONTENT, tiny_params, targets, config.loss_weights(), config).image
   assert float(jnp.min(image)) >= 0.0 and float(jnp.max(image)) <= 1.0
 
 
@@ -118,12 +118,12 @@ def test_vmap_over_weightings_equals_loop(tiny_params, opt):
   members = [config.replace(style_weight=s, tv_weight=t) for s, t in [(1e2, 0.0), (1e3, 1e-3), (1e4, 1e-2)]]
   stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *[m.loss_weights() for m in members])
   x0 = np.broadcast_to(CONTENT, (3,) + CONTENT.shape)
-  batch, bh, bf, _ = optimize.optimize(x0, tiny_params, targets, stacked, config, batched=True)
+  batch = optimize.optimize(x0, tiny_params, targets, stacked, config, batched=True)
   for i, m in enumerate(members):
-    img, h, f, _ = optimize.optimize(CONTENT, tiny_params, targets, m.loss_weights(), config)
-    np.testing.assert_allclose(bh["total"][i], h["total"], rtol=2e-3)
-    np.testing.assert_allclose(bf["total"][i], f["total"], rtol=2e-3)
-    np.testing.assert_allclose(batch[i], img, atol=2e-3)
+    one = optimize.optimize(CONTENT, tiny_params, targets, m.loss_weights(), config)
+    np.testing.assert_allclose(batch.history["total"][i], one.history["total"], rtol=2e-3)
+    np.testing.assert_allclose(batch.losses["total"][i], one.losses["total"], rtol=2e-3)
+    np.testing.assert_allclose(batch.image[i], one.image, atol=2e-3)
 
 
 def test_image_too_small_for_layers(tiny_params):

@@ -1,0 +1,73 @@
+"""Checkpoints of a running stylization: one ``.npz`` file, read with ``allow_pickle=False``.
+
+A checkpoint holds the image, the optimizer state's leaves (in ``jax.tree`` order of
+the state that :func:`jaxstyle.optimize.init_state` builds for the same settings), the
+step, the loss history and the settings it was made with. Resuming with the same
+settings continues exactly where the run stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jaxstyle.config import StyleConfig
+from jaxstyle.images import atomic_path
+from jaxstyle.optimize import Progress, Resume
+
+FILENAME = "checkpoint.npz"
+# Settings that may differ between a checkpoint and the run that resumes it.
+_MAY_CHANGE = {"steps", "report_every"}
+
+
+class CheckpointError(ValueError):
+  """A checkpoint is missing, corrupt, or made with other settings; one line."""
+
+
+def save(directory: str | os.PathLike, progress: Progress, config: StyleConfig) -> Path:
+  """Writes ``directory/checkpoint.npz`` atomically from a progress report."""
+  directory = Path(directory)
+  directory.mkdir(parents=True, exist_ok=True)
+  leaves = [np.asarray(x) for x in jax.tree.leaves(progress.opt_state)]
+  arrays = {f"state_{i}": a for i, a in enumerate(leaves)}
+  arrays.update({f"history_{k}": np.asarray(v) for k, v in (progress.history or {}).items()})
+  path = directory / FILENAME
+  with atomic_path(path) as tmp:
+    with open(tmp, "wb") as f:
+      np.savez(
+        f,
+        image=np.asarray(progress.image),
+        step=np.int64(progress.step),
+        num_state=np.int64(len(leaves)),
+        config=np.asarray(json.dumps(config.to_dict(), sort_keys=True)),
+        **arrays,
+      )
+  return path
+
+
+def load(directory: str | os.PathLike, config: StyleConfig) -> Resume:
+  """Reads a checkpoint and checks it was made with ``config`` (``steps`` and
+  ``report_every`` may differ)."""
+  path = Path(directory) / FILENAME
+  if not path.is_file():
+    raise CheckpointError(f"{path}: no checkpoint there")
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      saved = json.loads(str(z["config"]))
+      image = z["image"]
+      step = int(z["step"])
+      leaves = [z[f"state_{i}"] for i in range(int(z["num_state"]))]
+      history = {k[len("history_") :]: z[k] for k in z.files if k.startswith("history_")}
+  except (OSError, KeyError, ValueError, EOFError) as e:
+    raise CheckpointError(f"{path}: corrupt checkpoint ({' '.join(str(e).split())})") from None
+  now = json.loads(json.dumps(config.to_dict(), sort_keys=True))
+  differ = sorted(k for k in set(saved) | set(now) if k not in _MAY_CHANGE and saved.get(k) != now.get(k))
+  if differ:
+    raise CheckpointError(f"{path}: made with other settings ({', '.join(differ)} differ)")
+  if step > config.steps:
+    raise CheckpointError(f"{path}: already at step {step}, past --steps {config.steps}")
+  return Resume(image=image, opt_state_leaves=leaves, step=step, history=history)

@@ -1,0 +1,322 @@
+"""Long runs survive signals, NaNs, resumption and garbage input."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import jaxstyle as js
+from jaxstyle import checkpoint, cli, images, optimize, presets
+from tests.conftest import rng_image
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTENT = rng_image(0, 32, 40)
+STYLE = rng_image(1, 40, 32)
+
+
+def tiny(**kw):
+  return presets.gatys(**{"size": None, "steps": 6, "report_every": 3, **kw})
+
+
+@pytest.fixture
+def files(tmp_path, tiny_weights_file, monkeypatch):
+  monkeypatch.setenv("JAXSTYLE_WEIGHTS", str(tiny_weights_file))
+  images.save_image(tmp_path / "c.png", CONTENT)
+  images.save_image(tmp_path / "s.png", STYLE)
+  return tmp_path
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_writes_the_image_so_far(files, sig, code):
+  out, ckpt = files / "out.png", files / "ckpt"
+  cmd = [
+    sys.executable,
+    "-m",
+    "jaxstyle",
+    "stylize",
+    str(files / "c.png"),
+    str(files / "s.png"),
+    "-o",
+    str(out),
+    "--size",
+    "40",
+    "--steps",
+    "100000",
+    "--report-every",
+    "1",
+    "--checkpoint",
+    str(ckpt),
+    "-q",
+  ]
+  proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+  deadline = time.monotonic() + 120
+  while not (ckpt / "checkpoint.npz").exists():
+    assert proc.poll() is None, proc.stderr.read()
+    assert time.monotonic() < deadline, "the run never reported progress"
+    time.sleep(0.1)
+  proc.send_signal(sig)
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == code, err
+  assert "Traceback" not in err and err.strip().count("\n") == 0
+  assert f"{signal.Signals(sig).name} at step" in err
+  rec = json.loads(out.with_suffix(".json").read_text())
+  assert rec["status"] == "interrupted" and rec["signal"] == signal.Signals(sig).name
+  assert 1 <= rec["steps_done"] < 100000
+  assert images.load_image(out).shape == (32, 40, 3)
+  assert not list(files.glob(".*.part*"))
+
+
+def test_resume_equals_uninterrupted(tiny_params, tmp_path):
+  config = tiny()
+  full = js.stylize(CONTENT, STYLE, config, params=tiny_params)
+  saved = []
+  first = js.stylize(
+    CONTENT,
+    STYLE,
+    config,
+    params=tiny_params,
+    stop=lambda: True,
+    callback=lambda p: saved.append(checkpoint.save(tmp_path, p, config)),
+  )
+  assert first.status == "stopped" and list(first.history["step"]) == [3]
+  resume = checkpoint.load(tmp_path, config)
+  assert resume.step == 3
+  rest = js.stylize(CONTENT, STYLE, config, params=tiny_params, resume=resume)
+  np.testing.assert_allclose(rest.image, full.image, atol=1e-6)
+  np.testing.assert_allclose(rest.history["total"], full.history["total"], rtol=1e-6)
+  assert list(rest.history["step"]) == [3, 6]
+
+
+def test_checkpoint_with_other_settings_is_refused(tiny_params, tmp_path):
+  js.stylize(
+    CONTENT,
+    STYLE,
+    tiny(),
+    params=tiny_params,
+    stop=lambda: True,
+    callback=lambda p: checkpoint.save(tmp_path, p, tiny()),
+  )
+  with pytest.raises(checkpoint.CheckpointError, match="style_weight differ"):
+    checkpoint.load(tmp_path, tiny(style_weight=5.0))
+  checkpoint.load(tmp_path, tiny(steps=9))  # more steps is fine
+  (tmp_path / "checkpoint.npz").write_bytes(b"garbage")
+  with pytest.raises(checkpoint.CheckpointError, match="corrupt"):
+    checkpoint.load(tmp_path, tiny())
+
+
+def test_cli_resume_equals_uninterrupted(files, capsys):
+  c, s = files / "c.png", files / "s.png"
+  base = ["stylize", c, s, "--size", "40", "--report-every", "3", "-q"]
+  run = lambda *extra: cli.main([str(a) for a in [*base, *extra]])
+  assert run("-o", files / "full.png", "--steps", "6") == 0
+  assert run("-o", files / "half.png", "--steps", "3", "--checkpoint", files / "ck") == 0
+  assert run("-o", files / "resumed.png", "--steps", "6", "--resume", files / "ck") == 0
+  np.testing.assert_array_equal(images.load_image(files / "resumed.png"), images.load_image(files / "full.png"))
+  assert run("-o", files / "x.png", "--steps", "6", "--resume", files / "ck", "--style-weight", "3") == 2
+  assert "differ" in capsys.readouterr().err
+
+
+def test_save_every_writes_intermediate_images(files):
+  out = files / "o.png"
+  args = [
+    "stylize",
+    files / "c.png",
+    files / "s.png",
+    "-o",
+    out,
+    "--size",
+    "40",
+    "--steps",
+    "6",
+    "--save-every",
+    "2",
+    "-q",
+  ]
+  assert cli.main([str(a) for a in args]) == 0
+  assert sorted(p.name for p in files.glob("o_*.png")) == ["o_00002.png", "o_00004.png", "o_00006.png"]
+
+
+@pytest.mark.parametrize("opt", ["lbfgs", "adam"])
+def test_overflowing_weight_stops_with_the_last_finite_image(tiny_params, opt):
+  config = tiny(optimizer=opt, style_weight=1e38, learning_rate=1.0 if opt == "lbfgs" else 1e30)
+  r = js.stylize(CONTENT, STYLE, config, params=tiny_params)
+  assert r.status == "non-finite"
+  assert np.all(np.isfinite(np.asarray(r.image)))
+  np.testing.assert_allclose(r.image, CONTENT, atol=1e-6)  # nothing finite after the start
+
+
+def test_lbfgs_recovers_from_one_non_finite_chunk(tiny_params, monkeypatch):
+  """A chunk that ends in NaN resets L-BFGS memory from the last finite image; the run then completes."""
+  real = optimize.compiled
+  poisoned = []
+
+  def wrapped(name, fn, args, **kw):
+    exe, t = real(name, fn, args, **kw)
+    if name != "chunk":
+      return exe, t
+
+    def once_nan(x, state, n, *rest):
+      x, state, values, parts = exe(x, state, n, *rest)
+      if not poisoned:
+        poisoned.append(int(n))
+        x = x * np.nan
+        parts = {k: v * np.nan for k, v in parts.items()}
+      return x, state, values, parts
+
+    return once_nan, t
+
+  monkeypatch.setattr(optimize, "compiled", wrapped)
+  config = tiny()
+  targets = optimize.compute_targets(tiny_params, CONTENT, STYLE, config)
+  r = optimize.optimize(CONTENT, tiny_params, targets, config.loss_weights(), config)
+  assert poisoned == [3]
+  assert r.status == "completed" and r.lbfgs_resets == 1 and r.step == 6
+  assert np.all(np.isfinite(np.asarray(r.image)))
+  assert r.losses["total"] < r.history["total"][0]
+  # with NaN weights it can never recover: one reset, then it stops with the start image
+  bad = optimize.optimize(
+    CONTENT, tiny_params, targets, config.loss_weights()._replace(style=np.float32(np.nan)), config
+  )
+  assert bad.status == "non-finite" and bad.lbfgs_resets == 1
+  np.testing.assert_allclose(bad.image, CONTENT, atol=1e-6)
+
+
+def test_cli_non_finite_exits_2_and_keeps_image(files, capsys):
+  out = files / "o.png"
+  code = cli.main(
+    [
+      str(a)
+      for a in [
+        "stylize",
+        files / "c.png",
+        files / "s.png",
+        "-o",
+        out,
+        "--size",
+        "40",
+        "--steps",
+        "4",
+        "--style-weight",
+        "1e38",
+      ]
+    ]
+  )
+  err = capsys.readouterr().err.strip().splitlines()
+  assert code == 2 and err[-1].startswith("jaxstyle: error: the loss became NaN")
+  assert json.loads(out.with_suffix(".json").read_text())["status"] == "non-finite"
+  assert np.all(np.isfinite(images.load_image(out)))
+
+
+def test_memory_is_checked_up_front(tiny_params, monkeypatch, files, capsys):
+  monkeypatch.setattr(optimize, "available_memory", lambda device: 200_000)
+  with pytest.raises(optimize.ResourceError, match=r"largest size that fits is about \d+ px"):
+    js.stylize(CONTENT, STYLE, tiny(), params=tiny_params)
+  code = cli.main(
+    [
+      str(a)
+      for a in ["stylize", files / "c.png", files / "s.png", "-o", files / "o.png", "--size", "40", "--steps", "2"]
+    ]
+  )
+  assert code == 2 and "--size" in capsys.readouterr().err and not (files / "o.png").exists()
+
+
+def test_truncated_and_misshapen_weights_via_cli(files, tiny_weights_file, capsys):
+  data = Path(tiny_weights_file).read_bytes()
+  (files / "t.h5").write_bytes(data[: len(data) // 2])
+  code = cli.main(
+    [str(a) for a in ["stylize", files / "c.png", files / "s.png", "-o", files / "o.png", "--weights", files / "t.h5"]]
+  )
+  assert code == 2 and "truncated" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- fuzzing
+
+OPTIONS = [
+  "--size",
+  "--steps",
+  "--lr",
+  "--content-weight",
+  "--style-weight",
+  "--tv-weight",
+  "--content-layers",
+  "--style-layers",
+  "--init",
+  "--seed",
+  "--pooling",
+  "--optimizer",
+  "--preset",
+  "--style-scale",
+  "--report-every",
+  "--style-blend",
+  "--save-every",
+]
+VALUES = [
+  "0",
+  "1",
+  "2",
+  "-1",
+  "1e3",
+  "nan",
+  "inf",
+  "abc",
+  "",
+  "relu1_1",
+  "relu1_1:2,relu9_9",
+  "conv3_1:0.5",
+  "max",
+  "avg",
+  "lbfgs",
+  "adam",
+  "gatys",
+  "noise",
+  "gray",
+  "0.5",
+  "3",
+  "1,1",
+  "-",
+  "--",
+]
+
+
+def test_random_bytes_and_arguments(files, capsys):
+  rng = np.random.default_rng(1234)
+  out = files / "fuzz"
+  out.mkdir()
+  for case in range(40):
+    blob = files / f"blob{case}.png"
+    kind = rng.integers(3)
+    if kind == 0:
+      blob.write_bytes(rng.bytes(int(rng.integers(0, 2000))))
+    elif kind == 1:  # a real PNG, cut short
+      data = (files / "c.png").read_bytes()
+      blob.write_bytes(data[: int(rng.integers(1, len(data)))])
+    else:
+      blob.write_bytes((files / "c.png").read_bytes())
+    args = [
+      "stylize",
+      str(blob),
+      str(files / "s.png"),
+      "-o",
+      str(out / f"r{case}.png"),
+      "--size",
+      "40",
+      "--steps",
+      "2",
+      "-q",
+    ]
+    for _ in range(int(rng.integers(0, 4))):
+      args += [str(rng.choice(OPTIONS)), str(rng.choice(VALUES))]
+    code = cli.main(args)  # an unexpected exception here is a traceback: the test fails
+    err = capsys.readouterr().err
+    assert code in (0, 2), (args, code, err)
+    assert "Traceback" not in err
+    if code == 2:
+      assert err.strip().splitlines()[-1].startswith("jaxstyle: error:"), (args, err)
+      assert not (out / f"r{case}.png").exists(), args
+    assert not [p for p in os.listdir(out) if ".part" in p], args
