@@ -250,35 +250,48 @@ def init_state(image, params, targets, weights, *, static: Static):
   return state
 
 
+def run_step(image, state, params, targets, weights, *, static: Static):
+  """One optimizer step on one ``(H, W, 3)`` image.
+
+  Returns:
+    ``(image, state, value)``: ``value`` is the loss at the image the step started from.
+  """
+  opt = _optimizer(static)
+  value_fn = lambda x: objective(x, params, targets, weights, static=static)[0]  # noqa: E731
+  if static.optimizer == "lbfgs":
+    value, grad = optax.tree.get(state, "value"), optax.tree.get(state, "grad")
+    updates, state = opt.update(grad, state, image, value=value, grad=grad, value_fn=value_fn)
+  else:
+    value, grad = jax.value_and_grad(value_fn)(image)
+    updates, state = opt.update(grad, state, image)
+  image = optax.apply_updates(image, updates)
+  if static.clip:
+    image = jnp.clip(image, 0.0, 1.0)
+  return image, state, value
+
+
+def evaluate(image, params, targets, weights, *, static: Static) -> dict[str, jax.Array]:
+  """The weighted loss parts of one image (a forward pass only)."""
+  return objective(image, params, targets, weights, static=static)[1]
+
+
 def run_chunk(image, state, num_steps, params, targets, weights, *, static: Static):
-  """Runs ``num_steps <= static.chunk`` optimizer steps on one image.
+  """Runs ``num_steps <= static.chunk`` steps on one image in one XLA loop.
 
   Returns:
     ``(image, state, values, parts)``: ``values`` is ``(static.chunk,)``, the loss at
     the iterate each step started from (entries past ``num_steps`` are NaN); ``parts``
     the weighted loss parts at the returned image.
   """
-  opt = _optimizer(static)
-  fun = lambda x: objective(x, params, targets, weights, static=static)  # noqa: E731
-  value_fn = lambda x: fun(x)[0]  # noqa: E731
 
   def body(i, carry):
     x, s, values = carry
-    if static.optimizer == "lbfgs":
-      value, grad = optax.tree.get(s, "value"), optax.tree.get(s, "grad")
-      updates, s = opt.update(grad, s, x, value=value, grad=grad, value_fn=value_fn)
-    else:
-      value, grad = jax.value_and_grad(value_fn)(x)
-      updates, s = opt.update(grad, s, x)
-    x = optax.apply_updates(x, updates)
-    if static.clip:
-      x = jnp.clip(x, 0.0, 1.0)
+    x, s, value = run_step(x, s, params, targets, weights, static=static)
     return x, s, values.at[i].set(value)
 
   values = jnp.full((static.chunk,), jnp.nan, jnp.float32)
   image, state, values = jax.lax.fori_loop(0, num_steps, body, (image, state, values))
-  _, parts = fun(image)
-  return image, state, values, parts
+  return image, state, values, evaluate(image, params, targets, weights, static=static)
 
 
 # --------------------------------------------------------------------------- compiling

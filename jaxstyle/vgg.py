@@ -85,6 +85,51 @@ def layer_stride(name: str) -> int:
   return 2 ** (block if name.startswith("pool") else block - 1)
 
 
+_DIMS = ("NHWC", "HWIO", "NHWC")
+
+
+def _conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=_DIMS)
+
+
+@jax.custom_vjp
+def conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """SAME, stride-1 cross-correlation of ``(N, H, W, C_in)`` with ``(3, 3, C_in, C_out)``.
+
+  Its input gradient is computed as a forward convolution with the spatially flipped,
+  in/out-transposed kernel, in the same NHWC/HWIO layout. Autodiff's transposed
+  convolution gives the same numbers, but XLA:CPU runs it several times slower inside
+  loop bodies (jax-ml/jax#12868), which is where L-BFGS's line search evaluates the loss.
+  """
+  return _conv(x, kernel)
+
+
+def _conv3x3_fwd(x, kernel):
+  return _conv(x, kernel), (x, kernel)
+
+
+def _conv3x3_bwd(res, g):
+  x, kernel = res
+  dx = _conv(g, jnp.transpose(kernel[::-1, ::-1], (0, 1, 3, 2)))
+  _, kernel_vjp = jax.vjp(lambda k: _conv(x, k), kernel)  # dead code unless params are differentiated
+  return dx, kernel_vjp(g)[0]
+
+
+conv3x3.defvjp(_conv3x3_fwd, _conv3x3_bwd)
+
+
+class Conv3x3(nn.Module):
+  """``nn.Conv(features, (3, 3), padding="SAME")`` with the same params, through :func:`conv3x3`."""
+
+  features: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, x.shape[-1], self.features), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
+    return conv3x3(x, kernel.astype(x.dtype)) + bias.astype(x.dtype).reshape((1, 1, 1, -1))
+
+
 def preprocess(images: ArrayLike) -> jax.Array:
   """Caffe preprocessing: RGB in [0, 1] to BGR in [0, 255] minus the mean pixel.
 
@@ -130,7 +175,7 @@ class VGG19(nn.Module):
     for name in LAYERS[: last + 1]:
       kind, b = name[:4], int(name[4])
       if kind == "conv":
-        x = nn.Conv(self.widths[b - 1], (3, 3), padding="SAME", name=name)(x)
+        x = Conv3x3(self.widths[b - 1], name=name)(x)
       elif kind == "relu":
         x = nn.relu(x)
       elif self.pooling == "max":

@@ -106,3 +106,21 @@ def test_param_shapes_match_init():
   assert shapes["conv5_4"]["kernel"].shape == (3, 3, 512, 512)
   total = sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(shapes))
   assert total == 20_024_384  # the 16 convolutions of VGG19
+
+
+def test_conv3x3_matches_flax_conv_and_its_gradients():
+  """Same params, outputs and gradients (input and kernel) as nn.Conv + autodiff."""
+  import flax.linen as nn
+
+  rng = np.random.default_rng(4)
+  x = jnp.asarray(rng.normal(size=(2, 7, 6, 3)), jnp.float32)
+  ref = nn.Conv(5, (3, 3), padding="SAME")
+  p = ref.init(jax.random.key(1), x)
+  ours = vgg.Conv3x3(5)
+  assert jax.tree.map(jnp.shape, ours.init(jax.random.key(1), x)) == jax.tree.map(jnp.shape, p)
+  np.testing.assert_allclose(ours.apply(p, x), ref.apply(p, x), rtol=1e-5, atol=1e-5)
+  f = lambda m: lambda params, x: jnp.sum(jnp.sin(m.apply(params, x)))
+  g_ref = jax.grad(f(ref), argnums=(0, 1))(p, x)
+  g_ours = jax.jit(jax.grad(f(ours), argnums=(0, 1)))(p, x)
+  for a, b in zip(jax.tree.leaves(g_ours), jax.tree.leaves(g_ref), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
