@@ -37,7 +37,10 @@ class StyleConfig:
       that layer's C*H*W (the PyTorch course's formula).
     tv_kind: ``"l1"`` or ``"l2"``.
     tv_reduction: ``"sum"`` or ``"mean"``.
-    optimizer: ``"lbfgs"`` (optax L-BFGS with zoom line search) or ``"adam"``.
+    optimizer: ``"lbfgs"`` or ``"adam"``.
+    lbfgs_linesearch: ``"backtracking"`` (Armijo; one loss-and-gradient per step when
+      the full step is accepted, cheap under ``vmap``: :mod:`jaxstyle.lbfgs`) or
+      ``"zoom"`` (optax's strong-Wolfe line search).
     learning_rate: Adam's step size in [0, 1] pixel units; L-BFGS scales its
       line-searched step by it (1.0 leaves the line search alone).
     adam_b1, adam_b2, adam_eps: Adam's moment decays and epsilon.
@@ -69,6 +72,7 @@ class StyleConfig:
   tv_kind: str = "l1"
   tv_reduction: str = "sum"
   optimizer: str = "lbfgs"
+  lbfgs_linesearch: str = "backtracking"
   learning_rate: float = 1.0
   adam_b1: float = 0.9
   adam_b2: float = 0.999
@@ -115,6 +119,7 @@ class StyleConfig:
     _choice("tv_kind", self.tv_kind, losses.TV_KINDS)
     _choice("tv_reduction", self.tv_reduction, ("sum", "mean"))
     _choice("optimizer", self.optimizer, OPTIMIZERS)
+    _choice("lbfgs_linesearch", self.lbfgs_linesearch, ("backtracking", "zoom"))
     _choice("pooling", self.pooling, POOLINGS)
     for field in ("learning_rate", "adam_eps", "style_scale"):
       v = getattr(self, field)

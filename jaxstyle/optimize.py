@@ -24,7 +24,7 @@ import optax
 from jax.typing import ArrayLike
 
 from jaxstyle import images as imageio
-from jaxstyle import losses, vgg
+from jaxstyle import lbfgs, losses, vgg
 from jaxstyle.config import StyleConfig
 
 
@@ -43,6 +43,7 @@ class Static(NamedTuple):
   pooling: str
   layers: tuple[str, ...]
   optimizer: str
+  lbfgs_linesearch: str
   learning_rate: float
   adam_b1: float
   adam_b2: float
@@ -58,6 +59,7 @@ class Static(NamedTuple):
       pooling=config.pooling,
       layers=config.layers,
       optimizer=config.optimizer,
+      lbfgs_linesearch=config.lbfgs_linesearch,
       learning_rate=float(config.learning_rate),
       adam_b1=float(config.adam_b1),
       adam_b2=float(config.adam_b2),
@@ -228,7 +230,7 @@ def objective(
 
 
 def _optimizer(static: Static) -> optax.GradientTransformationExtraArgs:
-  if static.optimizer == "lbfgs":
+  if static.optimizer == "lbfgs":  # the zoom line search; "backtracking" is jaxstyle.lbfgs
     lr = None if static.learning_rate == 1.0 else static.learning_rate
     return optax.lbfgs(learning_rate=lr, memory_size=static.lbfgs_memory)
   return optax.adam(static.learning_rate, b1=static.adam_b1, b2=static.adam_b2, eps=static.adam_eps)
@@ -237,17 +239,18 @@ def _optimizer(static: Static) -> optax.GradientTransformationExtraArgs:
 def init_state(image, params, targets, weights, *, static: Static):
   """The optimizer state for one ``(H, W, 3)`` image.
 
-  For L-BFGS the state is seeded with the loss and gradient at ``image`` so that every
-  step reads them from the state (the line search leaves them there for the next
-  step); this avoids ``optax.value_and_grad_from_state``'s ``lax.cond``, which under
-  ``vmap`` would evaluate both branches.
+  For L-BFGS the state holds the loss and gradient at ``image`` so that every step reads
+  them from the state (its line search leaves them there for the next step). With the
+  zoom line search this also avoids ``optax.value_and_grad_from_state``'s ``lax.cond``,
+  which under ``vmap`` would evaluate both branches.
   """
-  state = _optimizer(static).init(image)
-  if static.optimizer == "lbfgs":
-    value_fn = lambda x: objective(x, params, targets, weights, static=static)[0]  # noqa: E731
-    value, grad = jax.value_and_grad(value_fn)(image)
-    state = optax.tree.set(state, value=value, grad=grad)
-  return state
+  if static.optimizer == "adam":
+    return _optimizer(static).init(image)
+  value_fn = lambda x: objective(x, params, targets, weights, static=static)[0]  # noqa: E731
+  value, grad = jax.value_and_grad(value_fn)(image)
+  if static.lbfgs_linesearch == "backtracking":
+    return lbfgs.init(image, value, grad, memory_size=static.lbfgs_memory)
+  return optax.tree.set(_optimizer(static).init(image), value=value, grad=grad)
 
 
 def run_step(image, state, params, targets, weights, *, static: Static):
@@ -258,6 +261,12 @@ def run_step(image, state, params, targets, weights, *, static: Static):
   """
   opt = _optimizer(static)
   value_fn = lambda x: objective(x, params, targets, weights, static=static)[0]  # noqa: E731
+  if static.optimizer == "lbfgs" and static.lbfgs_linesearch == "backtracking":
+    value = state.value
+    image, state = lbfgs.step(
+      image, state, jax.value_and_grad(value_fn), memory_size=static.lbfgs_memory, learning_rate=static.learning_rate
+    )
+    return image, state, value
   if static.optimizer == "lbfgs":
     value, grad = optax.tree.get(state, "value"), optax.tree.get(state, "grad")
     updates, state = opt.update(grad, state, image, value=value, grad=grad, value_fn=value_fn)
