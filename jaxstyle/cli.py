@@ -676,6 +676,25 @@ def cmd_weights(args) -> int:
   return 0
 
 
+def enable_compilation_cache() -> str | None:
+  """Keeps compiled programs on disk so a second run of the same shapes starts fast.
+
+  ``$JAXSTYLE_COMPILATION_CACHE`` names the folder (default ``~/.cache/jaxstyle/xla``);
+  an empty value turns the cache off.
+  """
+  import jax
+
+  from jaxstyle.weights import cache_dir
+
+  path = os.environ.get("JAXSTYLE_COMPILATION_CACHE", str(cache_dir() / "xla"))
+  if not path:
+    return None
+  jax.config.update("jax_compilation_cache_dir", path)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   from jaxstyle.checkpoint import CheckpointError
   from jaxstyle.images import ImageError
@@ -687,6 +706,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
       parser.print_help()
       return EXIT_USAGE
+    if args.command in ("stylize", "sweep", "demo"):
+      enable_compilation_cache()
     handler = {"stylize": cmd_stylize, "sweep": cmd_sweep, "demo": cmd_demo, "weights": cmd_weights}[args.command]
     return handler(args)
   except (CliError, ImageError, WeightsError, CheckpointError, ValueError) as e:

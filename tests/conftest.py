@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+os.environ["JAXSTYLE_COMPILATION_CACHE"] = ""  # hermetic: the CLI's on-disk cache stays off in tests
 
 from jaxstyle import vgg, weights  # noqa: E402
 

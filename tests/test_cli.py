@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -236,3 +237,38 @@ def test_sidecar_is_reproducible(env, capsys):
   for name in ("a.png", "b.png"):
     assert run(["stylize", ins / "c.png", ins / "s.jpg", "-o", out / name, *FAST, "-q"], capsys)[0] == 0
   np.testing.assert_array_equal(images.load_image(out / "a.png"), images.load_image(out / "b.png"))
+
+
+def test_compilation_cache_makes_the_second_run_start_faster(tmp_path, tiny_weights_file):
+  """The CLI keeps compiled programs on disk: a second process compiles (almost) nothing."""
+  images.save_image(tmp_path / "c.png", rng_image(0, 24, 32))
+  env = {
+    **os.environ,
+    "JAXSTYLE_WEIGHTS": str(tiny_weights_file),
+    "JAXSTYLE_COMPILATION_CACHE": str(tmp_path / "xla"),
+    "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+  }
+  compile_s = []
+  for k in range(2):
+    out = tmp_path / f"r{k}.png"
+    r = subprocess.run(
+      [
+        sys.executable,
+        "-m",
+        "jaxstyle",
+        "stylize",
+        str(tmp_path / "c.png"),
+        str(tmp_path / "c.png"),
+        "-o",
+        str(out),
+        *FAST,
+        "-q",
+      ],
+      capture_output=True,
+      text=True,
+      env=env,
+    )
+    assert r.returncode == 0, r.stderr
+    compile_s.append(json.loads(out.with_suffix(".json").read_text())["timings"]["compile_s"])
+  assert list((tmp_path / "xla").iterdir()), "nothing was cached"
+  assert compile_s[1] < 0.5 * compile_s[0], compile_s
