@@ -25,7 +25,6 @@ weights: $(WEIGHTS)
 
 demo: $(STAMP) $(WEIGHTS)
 	$(BIN)/jaxstyle demo -o demo
-	@echo "demo: open demo/sheet.png (content | style | result) and demo/result.png"
 
 # The whole suite, real-weight tests included (they fail, not skip, when weights are required and absent).
 test: $(STAMP) $(WEIGHTS)

@@ -6,6 +6,7 @@ Bad input ends in one line on stderr, ``jaxstyle: error: ...``, and exit code 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -110,6 +111,17 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
   g.add_argument("--pooling", choices=("max", "avg"))
   g.add_argument("--style-scale", type=_number, help="style image size relative to the content (default 1)")
   g.add_argument("--style-blend", type=_floats, metavar="W,...", help="weights of several style images (default equal)")
+  g.add_argument(
+    "--preserve-color",
+    choices=("none", "luminance", "histogram"),
+    help="keep the content's colours: transfer luminance only, or match the style's colours first",
+  )
+  g.add_argument(
+    "--scales",
+    metavar="S,...|auto",
+    help="coarse-to-fine sizes, e.g. 256,512,1024, or 'auto' for a x2 ladder from 256 up to --size",
+  )
+  g.add_argument("--mask", metavar="MASK", help="image: white stylizes, black keeps the content")
   g.add_argument("--report-every", type=_positive_int, metavar="N", help="steps per compiled chunk / progress line")
   _add_weights_arg(p, "VGG19 weights file")
   p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -137,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("style", metavar="STYLE", nargs="+", help="style image(s); several are blended (--style-blend)")
   p.add_argument("-o", "--output", required=True, metavar="OUT", help="output image (.png, .jpg, .webp, .tif)")
   p.add_argument("--sheet", metavar="PATH", help="also write a content | style | result sheet")
+  p.add_argument("--bit-depth", type=int, choices=(8, 16), default=8, help="8, or 16 for PNG (default 8)")
   p.add_argument("--save-every", type=_positive_int, metavar="N", help="also write OUT_<step>.ext every N steps")
   p.add_argument("--checkpoint", metavar="DIR", help="save image, optimizer state and step at every report")
   p.add_argument("--resume", metavar="DIR", help="continue the run checkpointed in DIR (same settings)")
@@ -227,6 +240,18 @@ def _config_from_args(args):
       changes[field] = v
   if getattr(args, "style_blend", None) is not None:
     changes["style_blend"] = tuple(args.style_blend)
+  if getattr(args, "preserve_color", None) is not None:
+    changes["preserve_color"] = args.preserve_color
+  if getattr(args, "scales", None):
+    from jaxstyle.config import auto_scales
+
+    if args.scales == "auto":
+      changes["scales"] = auto_scales(args.size or presets.get(args.preset).size or 512)
+    else:
+      try:
+        changes["scales"] = tuple(int(v) for v in args.scales.split(",") if v.strip())
+      except ValueError:
+        raise CliError(f"--scales: expected comma-separated sizes or 'auto', got {args.scales!r}") from None
   for which in ("content", "style"):
     layers = getattr(args, f"{which}_layers")
     if layers is not None:
@@ -344,14 +369,14 @@ def _load_inputs(content_path: str, style_paths: Sequence[str], config):
 
   content = images.load_image(content_path)
   styles = [images.load_image(p) for p in style_paths]
-  if config.init not in ("content", "noise", "gray"):
+  if config.init not in ("content", "noise", "gray", "style"):
     images.load_image(config.init)  # fail now, not after loading the network
   return content, styles
 
 
-def _inputs_of(content_path: str, style_paths: Sequence[str], config) -> list[str]:
-  extra = [config.init] if config.init not in ("content", "noise", "gray") else []
-  return [content_path, *style_paths, *extra]
+def _inputs_of(content_path: str, style_paths: Sequence[str], config, mask: str | None = None) -> list[str]:
+  extra = [config.init] if config.init not in ("content", "noise", "gray", "style") else []
+  return [content_path, *style_paths, *extra, *([mask] if mask else [])]
 
 
 def _record(config, result_losses, timings, winfo) -> dict:
@@ -401,12 +426,19 @@ def run_stylize(content_path: str, style_paths: Sequence[str], out: str, config,
   ckpt_dir = getattr(args, "checkpoint", None) or getattr(args, "resume", None)
   if save_every and save_every % config.report_every:
     config = config.replace(report_every=math.gcd(save_every, config.report_every))
-  inputs = _inputs_of(content_path, style_paths, config)
+  if ckpt_dir and config.scales and len(config.scales) > 1:
+    raise CliError("--checkpoint/--resume work with single-scale runs (no --scales)")
+  mask_path = getattr(args, "mask", None)
+  if getattr(args, "bit_depth", 8) == 16 and not out.lower().endswith(".png"):
+    raise CliError(f"{out}: --bit-depth 16 needs a .png output")
+  inputs = _inputs_of(content_path, style_paths, config, mask_path)
   _check_output(out, inputs)
   if sheet:
     _check_output(sheet, inputs)
   content, styles = _load_inputs(content_path, style_paths, config)
-  prepared, _ = js.optimize.prepare_images(content, styles, config)  # size and blend checks before the weights
+  mask = images.load_image(mask_path) if mask_path else None
+  first = dataclasses.replace(config, size=config.output_size, scales=None)
+  prepared, _ = js.optimize.prepare_images(content, styles, first)  # size and blend checks before the weights
   resume = None
   if getattr(args, "resume", None):
     resume = checkpoint.load(args.resume, config)
@@ -430,15 +462,18 @@ def run_stylize(content_path: str, style_paths: Sequence[str], out: str, config,
       styles,
       config,
       params=params,
+      mask=mask,
       callback=on_progress,
       stop=lambda: signals.received is not None,
       resume=resume,
     )
   wall = time.perf_counter() - t0
   image = np.asarray(result.image)
-  images.save_image(out, image)
+  images.save_image(
+    out, image, bit_depth=getattr(args, "bit_depth", 8), icc_profile=images.read_icc_profile(content_path)
+  )
   if sheet:
-    c, ss = js.optimize.prepare_images(content, styles, config)
+    c, ss = js.optimize.prepare_images(content, styles, first)
     labels = ["content"] + [f"style {i + 1}" if len(ss) > 1 else "style" for i in range(len(ss))] + ["result"]
     images.save_image(sheet, images.contact_sheet([c, *ss, image], labels))
   status = result.status
@@ -453,6 +488,8 @@ def run_stylize(content_path: str, style_paths: Sequence[str], out: str, config,
     "content": os.path.abspath(content_path),
     "style": [os.path.abspath(p) for p in style_paths],
     "size": [int(image.shape[1]), int(image.shape[0])],
+    "mask": os.path.abspath(mask_path) if mask_path else None,
+    "scales": result.scales,
     **_record(config, result.losses, {**result.timings, "wall_s": wall}, winfo),
   }
   if signals.received is not None:
@@ -572,7 +609,7 @@ def cmd_sweep(args) -> int:
   out = args.output_dir
   if os.path.exists(out) and not os.path.isdir(out):
     raise CliError(f"{out}: exists and is not a directory")
-  inputs = _inputs_of(args.content, args.style, config)
+  inputs = _inputs_of(args.content, args.style, config, args.mask)
   content, styles = _load_inputs(args.content, args.style, config)
   js.optimize.prepare_images(content, styles, run_config)
   params, winfo = _params(args.weights)

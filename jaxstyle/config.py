@@ -12,7 +12,7 @@ from jaxstyle import losses, vgg
 
 OPTIMIZERS = ("lbfgs", "adam")
 POOLINGS = ("max", "avg")
-INITS = ("content", "noise", "gray")
+INITS = ("content", "noise", "gray", "style")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +49,14 @@ class StyleConfig:
     size: longest side of the content image in px (``None``: keep the input size).
     style_scale: style image's longest side relative to the content's.
     style_blend: weights of several style images (normalised; default equal).
-    init: ``"content"``, ``"noise"`` (uniform white noise), ``"gray"``, or an image path.
+    preserve_color: ``"none"``, ``"luminance"`` (transfer on luminance, keep the
+      content's chroma) or ``"histogram"`` (match the style's colour mean and covariance
+      to the content's first); see :mod:`jaxstyle.color`.
+    scales: coarse-to-fine longest sides, e.g. ``(256, 512, 1024)``; each scale runs
+      ``steps`` steps from the upsampled result of the one before, and the last one is
+      the output size (``size`` is ignored). ``None``: one scale, ``size``.
+    init: ``"content"``, ``"noise"`` (uniform white noise), ``"gray"``, ``"style"``
+      (Gaussian noise with the style image's per-channel mean and spread), or an image path.
     seed: random seed for noise initialisation.
     pooling: ``"max"`` or ``"avg"``.
     clip: project the image onto [0, 1] after every step (Adam) instead of only at
@@ -82,6 +89,8 @@ class StyleConfig:
   size: int | None = 512
   style_scale: float = 1.0
   style_blend: tuple[float, ...] | None = None
+  preserve_color: str = "none"
+  scales: tuple[int, ...] | None = None
   init: str = "content"
   seed: int = 0
   pooling: str = "max"
@@ -139,10 +148,19 @@ class StyleConfig:
         _check_weight("style_blend", v)
       if sum(self.style_blend) <= 0:
         raise ValueError("style_blend weights must not all be zero")
+    _choice("preserve_color", self.preserve_color, ("none", "luminance", "histogram"))
+    if self.scales is not None:
+      if not isinstance(self.scales, tuple) or not self.scales:
+        raise ValueError("scales must be a non-empty tuple of sizes")
+      for v in self.scales:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+          raise ValueError(f"scales must be positive integers, not {v!r}")
+      if list(self.scales) != sorted(self.scales):
+        raise ValueError("scales must go from coarse to fine (increasing)")
     if self.size is not None and (not isinstance(self.size, int) or self.size < 1):
       raise ValueError(f"size must be a positive integer, not {self.size!r}")
     if not isinstance(self.init, str) or not self.init:
-      raise ValueError("init must be 'content', 'noise', 'gray' or an image path")
+      raise ValueError("init must be 'content', 'noise', 'gray', 'style' or an image path")
     return self
 
   @property
@@ -175,8 +193,21 @@ class StyleConfig:
       tv_reduction=self.tv_reduction,
     )
 
+  @property
+  def output_size(self) -> int | None:
+    """The longest side of the result (the last scale, or ``size``)."""
+    return self.scales[-1] if self.scales else self.size
+
   def to_dict(self) -> dict:
     return dataclasses.asdict(self)
+
+
+def auto_scales(size: int, *, start: int = 256, factor: float = 2.0) -> tuple[int, ...]:
+  """A geometric coarse-to-fine ladder ending at ``size``: ``auto_scales(1024) == (256, 512, 1024)``."""
+  out = [size]
+  while out[-1] / factor >= start:
+    out.append(round(out[-1] / factor))
+  return tuple(reversed(out))
 
 
 def _check_weight(field: str, v: Any) -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
 import tempfile
 import warnings
+import zlib
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -168,13 +170,54 @@ def check_writable(path: str | os.PathLike) -> None:
     raise ImageError(f"{path}: is a directory")
 
 
-def save_image(path: str | os.PathLike, image: np.ndarray) -> None:
-  """Writes ``(H, W, 3)`` float RGB in [0, 1] atomically; the format follows the suffix."""
+def read_icc_profile(path: str | os.PathLike) -> bytes | None:
+  """The embedded ICC colour profile of an image file, if any."""
+  try:
+    with Image.open(path) as im:
+      return im.info.get("icc_profile") or None
+  except (OSError, ValueError, SyntaxError):
+    return None
+
+
+def _png16(image: np.ndarray, icc_profile: bytes | None) -> bytes:
+  """A 16-bit RGB PNG (Pillow writes 16-bit grayscale only)."""
+  a = np.round(np.clip(np.asarray(image, np.float64), 0.0, 1.0) * 65535.0).astype(">u2")
+  h, w = a.shape[:2]
+  rows = np.concatenate([np.zeros((h, 1), np.uint8), a.reshape(h, -1).view(np.uint8)], axis=1)
+
+  def chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+  out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+  if icc_profile:
+    out += chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(icc_profile))
+  return out + chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)) + chunk(b"IEND", b"")
+
+
+def save_image(
+  path: str | os.PathLike, image: np.ndarray, *, bit_depth: int = 8, icc_profile: bytes | None = None
+) -> None:
+  """Writes ``(H, W, 3)`` float RGB in [0, 1] atomically; the format follows the suffix.
+
+  Args:
+    path: ``.png``, ``.jpg``/``.jpeg``, ``.webp`` or ``.tif``/``.tiff``.
+    image: ``(H, W, 3)`` float RGB.
+    bit_depth: 8, or 16 (PNG only).
+    icc_profile: an ICC colour profile to embed (e.g. the content image's).
+  """
   check_writable(path)
   fmt = SAVE_FORMATS[os.path.splitext(os.fspath(path))[1].lower()]
-  im = Image.fromarray(to_uint8(image), "RGB")
-  kwargs = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+  if bit_depth not in (8, 16) or (bit_depth == 16 and fmt != "PNG"):
+    raise ImageError(f"{path}: {bit_depth}-bit output is supported for PNG only (8 or 16 bits)")
   with atomic_path(path) as tmp:
+    if bit_depth == 16:
+      with open(tmp, "wb") as f:
+        f.write(_png16(image, icc_profile))
+      return
+    im = Image.fromarray(to_uint8(image), "RGB")
+    kwargs = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    if icc_profile:
+      kwargs["icc_profile"] = icc_profile
     im.save(tmp, format=fmt, **kwargs)
 
 

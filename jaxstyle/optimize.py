@@ -30,10 +30,21 @@ from jaxstyle.config import StyleConfig
 
 class Targets(NamedTuple):
   """What the objective matches: content activations ``(1, H, W, C)`` and style Gram
-  matrices ``(1, C, C)``, by canonical layer name."""
+  matrices ``(1, C, C)``, by canonical layer name. With a ``mask`` (``(H, W, 1)``, 1 =
+  stylize), the optimized variable ``z`` becomes the image ``mask * z + (1 - mask) *
+  anchor``, so the unmasked region stays the ``anchor`` (the content) exactly."""
 
   content: dict[str, jax.Array]
   style: dict[str, jax.Array]
+  mask: jax.Array | None = None
+  anchor: jax.Array | None = None
+
+
+def compose(z: jax.Array, targets: Targets) -> jax.Array:
+  """The image a variable ``z`` stands for (``z`` itself without a mask)."""
+  if targets.mask is None:
+    return z
+  return targets.mask * z + (1.0 - targets.mask) * targets.anchor
 
 
 class Static(NamedTuple):
@@ -133,6 +144,8 @@ class Result:
   Attributes:
     image: ``(H, W, 3)`` float32 RGB in [0, 1].
     status: ``"completed"``, ``"stopped"`` or ``"non-finite"`` (see :class:`Run`).
+    scales: per scale of a coarse-to-fine run: ``size`` (H, W), ``first_loss``,
+      ``final_loss``; one entry otherwise.
     history: ``"total"``: ``(steps,)`` loss at the iterate each step started from;
       ``"step"``, ``"content"``, ``"style"``, ``"tv"``: weighted loss parts after each
       chunk.
@@ -148,6 +161,7 @@ class Result:
   timings: dict[str, float]
   config: StyleConfig
   status: str = "completed"
+  scales: list[dict] = dataclasses.field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- objective
@@ -223,7 +237,7 @@ def objective(
   Returns:
     ``(total, parts)``: a scalar and a dict of weighted scalar parts.
   """
-  x = jnp.asarray(image)[None]
+  x = compose(jnp.asarray(image), targets)[None]
   feats = vgg.extract_features(params, x, static.layers, pooling=static.pooling)
   total, parts = losses.total_loss(feats, targets.content, targets.style, x, weights, static.spec)
   return total[0], {k: v[0] for k, v in parts.items()}
@@ -424,8 +438,9 @@ def prepare_images(content, style, config: StyleConfig) -> tuple[np.ndarray, lis
   return content, styles
 
 
-def initial_image(content: np.ndarray, config: StyleConfig) -> np.ndarray:
-  """The starting image: the content, seeded uniform noise, flat gray, or a file."""
+def initial_image(content: np.ndarray, config: StyleConfig, style: list[np.ndarray] | None = None) -> np.ndarray:
+  """The starting image: the content, seeded uniform noise, flat gray, seeded noise with
+  the style images' colour statistics, or a file."""
   if config.init == "content":
     return content.copy()
   if config.init == "noise":
@@ -433,6 +448,12 @@ def initial_image(content: np.ndarray, config: StyleConfig) -> np.ndarray:
     return np.asarray(jax.random.uniform(key, content.shape, jnp.float32))
   if config.init == "gray":
     return np.full(content.shape, 0.5, np.float32)
+  if config.init == "style":
+    if style is None:
+      raise ValueError("init 'style' needs the style image")
+    ref = np.concatenate([np.reshape(s, (-1, 3)) for s in style])
+    noise = np.asarray(jax.random.normal(jax.random.key(config.seed), content.shape, jnp.float32))
+    return np.clip(ref.mean(0) + noise * ref.std(0), 0.0, 1.0).astype(np.float32)
   return imageio.resize(imageio.load_image(config.init), content.shape[:2])
 
 
@@ -551,7 +572,8 @@ def optimize(
   final["total"] = final["content"] + final["style"] + final["tv"]
   steps_run = done - start
   timings = {"compile_s": t_init + t_chunk, "run_s": run_s, "steps_per_s": steps_run / run_s if run_s > 0 else 0.0}
-  return Run(jnp.clip(x, 0.0, 1.0), _history(totals, report, x), final, timings, status, done, resets)
+  image = jnp.clip(compose(x, targets), 0.0, 1.0)
+  return Run(image, _history(totals, report, x), final, timings, status, done, resets)
 
 
 def _history(totals, report, x) -> dict[str, np.ndarray]:
@@ -564,12 +586,80 @@ def _history(totals, report, x) -> dict[str, np.ndarray]:
   return h
 
 
+class Problem(NamedTuple):
+  """One scale of a stylization, ready to optimize."""
+
+  content: np.ndarray  # (H, W, 3) the content at this scale, in the working colour space
+  styles: list[np.ndarray]
+  targets: Targets
+  start: np.ndarray  # (H, W, 3) the starting variable
+
+
+def as_mask(mask: ArrayLike | str | os.PathLike) -> np.ndarray:
+  """A path or array to an ``(H, W, 1)`` float mask in [0, 1] (1 = stylize)."""
+  m = imageio.load_image(mask) if isinstance(mask, (str, os.PathLike)) else np.asarray(mask, np.float32)
+  if m.ndim == 2:
+    m = m[..., None]
+  if m.ndim != 3 or m.shape[-1] not in (1, 3):
+    raise ValueError(f"a mask must be (H, W), (H, W, 1) or (H, W, 3), got shape {m.shape}")
+  return np.clip(m.mean(axis=-1, keepdims=True), 0.0, 1.0).astype(np.float32)
+
+
+def color_inputs(content: np.ndarray, styles: list[np.ndarray], config: StyleConfig):
+  """Content and styles in the working colour space of ``config.preserve_color``."""
+  from jaxstyle import color
+
+  if config.preserve_color == "histogram":
+    return content, [color.match_histogram(st, content) for st in styles]
+  if config.preserve_color == "luminance":
+    return color.luminance_image(content), [color.luminance_image(st, like=content) for st in styles]
+  return content, styles
+
+
+def finish(image: ArrayLike, content: np.ndarray, config: StyleConfig) -> np.ndarray:
+  """The output image: with ``preserve_color="luminance"`` the result's luminance on the
+  content's chroma (``content`` in RGB, resized to the image)."""
+  from jaxstyle import color
+
+  image = np.asarray(image, np.float32)
+  if config.preserve_color == "luminance":
+    return color.recombine(image, imageio.resize(content, image.shape[:2]))
+  return image
+
+
+def setup_problem(params, content, style, config: StyleConfig, *, mask=None, start=None) -> Problem:
+  """Resizes, recolours and computes targets for one scale (``config.size``).
+
+  Args:
+    params: VGG19 params.
+    content: ``(H, W, 3)`` RGB (any size) or a path.
+    style: one style image or path, or a list of them.
+    config: settings of this scale.
+    mask: optional ``(H, W[, 1])`` mask or path; 1 = stylize, 0 = keep the content.
+    start: optional image to start from (resized to this scale), e.g. the previous scale's result.
+  """
+  content, styles = prepare_images(content, style, config)
+  work, styles = color_inputs(content, styles, config)
+  targets = compute_targets(params, work, styles, config)
+  if mask is not None:
+    m = imageio.resize(np.repeat(as_mask(mask), 3, axis=-1), work.shape[:2])[..., :1]
+    targets = targets._replace(mask=jnp.asarray(m), anchor=jnp.asarray(work))
+  if start is not None:
+    x0 = imageio.resize(np.asarray(start, np.float32), work.shape[:2])
+    if config.preserve_color == "luminance":
+      x0 = color_inputs(x0, [], config)[0]
+  else:
+    x0 = initial_image(work, config, styles)
+  return Problem(work, styles, targets, x0)
+
+
 def stylize(
   content: ArrayLike | str | os.PathLike,
-  style: ArrayLike | str | os.PathLike,
+  style: ArrayLike | str | os.PathLike | Sequence,
   config: StyleConfig | None = None,
   *,
   params: Mapping | None = None,
+  mask: ArrayLike | str | os.PathLike | None = None,
   callback: Callable[[Progress], None] | None = None,
   stop: Callable[[], bool] | None = None,
   resume: Resume | None = None,
@@ -582,14 +672,17 @@ def stylize(
       blend (weights ``config.style_blend``).
     config: settings; default ``presets.gatys()``.
     params: VGG19 params; default ``load_vgg19()``.
+    mask: ``(H, W[, 1])`` in [0, 1] or an image path: 1 stylizes, 0 keeps the content
+      exactly (Gatys et al. 2017's spatial control, as a constraint).
     callback: receives a :class:`Progress` after every chunk of steps.
     stop: polled after every chunk; when it returns true the run ends early with
       ``result.status == "stopped"`` and the image so far.
-    resume: continue a run from a checkpoint (:func:`jaxstyle.checkpoint.load`).
+    resume: continue a single-scale run from a checkpoint (:func:`jaxstyle.checkpoint.load`).
 
   Returns:
     a :class:`Result`; ``result.image`` is ``(H'', W'', 3)`` with the content's aspect
-    ratio and longest side ``config.size``.
+    ratio and longest side ``config.output_size``. ``result.scales`` lists, per scale,
+    its image size and first and final loss.
   """
   if config is None:
     from jaxstyle import presets
@@ -600,15 +693,44 @@ def stylize(
     from jaxstyle.weights import load_vgg19
 
     params = load_vgg19()
-  content, style = prepare_images(content, style, config)
-  targets = compute_targets(params, content, style, config)
-  x0 = initial_image(content, config)
-  run = optimize(x0, params, targets, config.loss_weights(), config, callback=callback, stop=stop, resume=resume)
+  if resume is not None and config.scales and len(config.scales) > 1:
+    raise ValueError("resume works with single-scale runs only")
+  content = as_image(content)
+  styles = [as_image(st) for st in (style if isinstance(style, (list, tuple)) else [style])]
+  previous, run, per_scale, compile_s, run_s = None, None, [], 0.0, 0.0
+  for k, size in enumerate(config.scales or (config.size,)):
+    scale_config = dataclasses.replace(config, size=size, scales=None)
+    problem = setup_problem(params, content, styles, scale_config, mask=mask, start=previous)
+    run = optimize(
+      problem.start,
+      params,
+      problem.targets,
+      config.loss_weights(),
+      scale_config,
+      callback=callback,
+      stop=stop,
+      resume=resume if k == 0 else None,
+    )
+    previous = np.asarray(run.image)
+    h = run.history["total"]
+    per_scale.append(
+      {
+        "size": [int(previous.shape[0]), int(previous.shape[1])],
+        "first_loss": float(h[0]) if len(h) else float(run.losses["total"]),
+        "final_loss": float(run.losses["total"]),
+      }
+    )
+    compile_s += run.timings["compile_s"]
+    run_s += run.timings["run_s"]
+    if run.status != "completed":
+      break
+  timings = {**run.timings, "compile_s": compile_s, "run_s": run_s}
   return Result(
-    image=run.image,
+    image=jnp.asarray(finish(previous, content, config)),
     history=run.history,
     losses={k: float(v) for k, v in run.losses.items()},
-    timings=run.timings,
+    timings=timings,
     config=config,
     status=run.status,
+    scales=per_scale,
   )

@@ -25,7 +25,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxstyle import losses, vgg
 from jaxstyle.config import StyleConfig
-from jaxstyle.optimize import Progress, ResourceError, compute_targets, initial_image, optimize, prepare_images
+from jaxstyle.optimize import Progress, ResourceError, as_image, finish, optimize, setup_problem
 
 
 class SweepMemoryError(ValueError):
@@ -71,6 +71,7 @@ def stylize_sweep(
   weights: losses.LossWeights,
   *,
   params: Mapping | None = None,
+  mask: Any = None,
   batch_size: int | None = None,
   devices: Sequence[jax.Device] | None = None,
   callback: Callable[[Progress], None] | None = None,
@@ -87,6 +88,7 @@ def stylize_sweep(
       member weights (see :class:`SweepSpec`).
     weights: :class:`LossWeights` with a leading batch axis ``B`` on every leaf.
     params: VGG19 params; default ``load_vgg19()``.
+    mask: as :func:`~jaxstyle.stylize`'s.
     batch_size: members per compiled batch (default all, rounded up to a multiple of
       the device count); halved automatically while a batch does not fit in memory.
     devices: devices to shard the batch over (default all local devices).
@@ -104,9 +106,11 @@ def stylize_sweep(
   if len(sizes) != 1 or None in sizes:
     raise ValueError("every leaf of a sweep's weights needs the same leading batch axis")
   (total,) = sizes
-  content_im, styles = prepare_images(content, style, config)
-  targets = compute_targets(params, content_im, styles, config)
-  x0 = initial_image(content_im, config)
+  if config.scales:
+    raise ValueError("sweeps run at one scale: set size, not scales")
+  content_rgb = as_image(content)
+  problem = setup_problem(params, content_rgb, style, config, mask=mask)
+  targets, x0 = problem.targets, problem.start
   devices = list(devices) if devices is not None else jax.local_devices()
   n_dev = len(devices)
   mesh = jax.sharding.Mesh(np.asarray(devices), ("batch",))
@@ -146,7 +150,8 @@ def stylize_sweep(
       continue
     keep = min(batch, total - start)
     history = {k: (v if k == "step" else np.asarray(v)[:keep]) for k, v in run.history.items()}
-    outputs.append((np.asarray(run.image)[:keep], history, run.losses, keep))
+    imgs = np.stack([finish(im, content_rgb, config) for im in np.asarray(run.image)[:keep]])
+    outputs.append((imgs, history, run.losses, keep))
     timings["compile_s"] += run.timings["compile_s"]
     timings["run_s"] += run.timings["run_s"]
     start += keep

@@ -1,0 +1,170 @@
+"""Perceptual controls: colour, scales, style scale, init, mask, output formats."""
+
+import json
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import jaxstyle as js
+from jaxstyle import cli, color, images, optimize, presets, sweep
+from jaxstyle.config import auto_scales
+from tests.conftest import rng_image
+
+CONTENT = 0.25 + 0.5 * rng_image(0, 32, 40)  # mid-range, so recombined colours stay in gamut
+STYLE = rng_image(1, 40, 32)
+
+
+def tiny(**kw):
+  return presets.gatys(**{"size": None, "steps": 6, "report_every": 3, **kw})
+
+
+def test_luminance_mode_keeps_the_content_chroma(tiny_params):
+  r = js.stylize(CONTENT, STYLE, tiny(preserve_color="luminance"), params=tiny_params)
+  got, want = color.rgb_to_yiq(np.asarray(r.image)), color.rgb_to_yiq(CONTENT)
+  np.testing.assert_allclose(got[..., 1:], want[..., 1:], atol=2e-3)
+  assert np.abs(got[..., 0] - want[..., 0]).mean() > 1e-3  # the luminance was stylized
+
+
+def test_yiq_round_trip():
+  np.testing.assert_allclose(color.yiq_to_rgb(color.rgb_to_yiq(STYLE)), STYLE, atol=1e-5)
+
+
+def test_histogram_mode_matches_means_and_covariance():
+  out = color.match_histogram(STYLE, CONTENT)
+  o, c = out.reshape(-1, 3).astype(np.float64), CONTENT.reshape(-1, 3).astype(np.float64)
+  np.testing.assert_allclose(o.mean(0), c.mean(0), atol=1e-5)
+  np.testing.assert_allclose(np.cov(o, rowvar=False, bias=True), np.cov(c, rowvar=False, bias=True), atol=1e-5)
+
+
+def test_histogram_mode_changes_the_style_targets(tiny_params):
+  plain = optimize.setup_problem(tiny_params, CONTENT, STYLE, tiny())
+  matched = optimize.setup_problem(tiny_params, CONTENT, STYLE, tiny(preserve_color="histogram"))
+  k = "relu1_1"
+  assert not np.allclose(plain.targets.style[k], matched.targets.style[k])
+
+
+def test_each_scale_has_its_size_and_its_loss_falls(tiny_params):
+  r = js.stylize(rng_image(0, 48, 64), STYLE, tiny(scales=(32, 64)), params=tiny_params)
+  assert [s["size"] for s in r.scales] == [[24, 32], [48, 64]]
+  for s in r.scales:
+    assert s["final_loss"] < s["first_loss"]
+  assert r.image.shape == (48, 64, 3)
+
+
+def test_auto_scales():
+  assert auto_scales(1024) == (256, 512, 1024)
+  assert auto_scales(300) == (300,)
+  assert auto_scales(600, start=128) == (150, 300, 600)
+
+
+def test_style_scale_changes_the_style_size():
+  _, (s1,) = optimize.prepare_images(CONTENT, STYLE, tiny())
+  _, (s2,) = optimize.prepare_images(CONTENT, STYLE, tiny(style_scale=0.5))
+  assert max(s1.shape[:2]) == 40 and max(s2.shape[:2]) == 20
+
+
+def test_style_statistics_init_is_seeded_and_matches_style_colours(tiny_params):
+  a = optimize.initial_image(CONTENT, tiny(init="style", seed=1), [STYLE])
+  b = optimize.initial_image(CONTENT, tiny(init="style", seed=1), [STYLE])
+  c = optimize.initial_image(CONTENT, tiny(init="style", seed=2), [STYLE])
+  np.testing.assert_array_equal(a, b)
+  assert not np.allclose(a, c)
+  np.testing.assert_allclose(a.reshape(-1, 3).mean(0), STYLE.reshape(-1, 3).mean(0), atol=0.05)
+
+
+def test_masked_out_region_stays_the_content(tiny_params):
+  mask = np.zeros(CONTENT.shape[:2], np.float32)
+  mask[:, 20:] = 1.0
+  r = js.stylize(CONTENT, STYLE, tiny(init="noise"), params=tiny_params, mask=mask)
+  out = np.asarray(r.image)
+  np.testing.assert_allclose(out[:, :20], CONTENT[:, :20], atol=1e-6)
+  assert np.abs(out[:, 20:] - CONTENT[:, 20:]).mean() > 0.05
+
+
+def _read_png16(path):
+  data = open(path, "rb").read()
+  pos, idat, hdr = 8, b"", None
+  while pos < len(data):
+    (n,) = struct.unpack(">I", data[pos : pos + 4])
+    kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + n]
+    if kind == b"IHDR":
+      hdr = struct.unpack(">IIBBBBB", body)
+    elif kind == b"IDAT":
+      idat += body
+    pos += 12 + n
+  w, h, depth, ctype = hdr[:4]
+  rows = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(h, 1 + w * 6)
+  assert np.all(rows[:, 0] == 0)
+  return depth, ctype, rows[:, 1:].copy().view(">u2").reshape(h, w, 3)
+
+
+def test_16_bit_png(tmp_path):
+  x = np.random.default_rng(0).uniform(size=(5, 7, 3)).astype(np.float32)
+  images.save_image(tmp_path / "o.png", x, bit_depth=16)
+  depth, ctype, arr = _read_png16(tmp_path / "o.png")
+  assert (depth, ctype) == (16, 2)
+  np.testing.assert_allclose(arr / 65535.0, x, atol=1 / 65535)
+  assert Image.open(tmp_path / "o.png").size == (7, 5)  # a valid PNG for other readers too
+  with pytest.raises(images.ImageError, match="PNG only"):
+    images.save_image(tmp_path / "o.jpg", x, bit_depth=16)
+
+
+def test_icc_profile_is_carried(tmp_path):
+  from PIL import ImageCms
+
+  icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+  Image.fromarray(images.to_uint8(CONTENT)).save(tmp_path / "c.jpg", icc_profile=icc)
+  assert images.read_icc_profile(tmp_path / "c.jpg") == icc
+  images.save_image(tmp_path / "o.png", CONTENT, icc_profile=icc)
+  assert Image.open(tmp_path / "o.png").info.get("icc_profile") == icc
+
+
+def test_cli_controls_end_to_end(tmp_path, tiny_weights_file, monkeypatch, capsys):
+  monkeypatch.setenv("JAXSTYLE_WEIGHTS", str(tiny_weights_file))
+  images.save_image(tmp_path / "c.png", CONTENT)
+  images.save_image(tmp_path / "s.png", STYLE)
+  mask = np.ones((32, 40, 3), np.float32)
+  mask[:, :10] = 0
+  images.save_image(tmp_path / "m.png", mask)
+  args = [
+    "stylize",
+    tmp_path / "c.png",
+    tmp_path / "s.png",
+    "-o",
+    tmp_path / "o.png",
+    "--scales",
+    "20,40",
+    "--steps",
+    "3",
+    "--preserve-color",
+    "luminance",
+    "--mask",
+    tmp_path / "m.png",
+    "--bit-depth",
+    "16",
+    "--init",
+    "style",
+    "-q",
+  ]
+  assert cli.main([str(a) for a in args]) == 0, capsys.readouterr().err
+  rec = json.loads((tmp_path / "o.json").read_text())
+  assert rec["settings"]["scales"] == [20, 40] and rec["settings"]["preserve_color"] == "luminance"
+  assert [s["size"] for s in rec["scales"]] == [[16, 20], [32, 40]]
+  depth, _, arr = _read_png16(tmp_path / "o.png")
+  assert depth == 16 and arr.shape == (32, 40, 3)
+  np.testing.assert_allclose(arr[:, :9] / 65535.0, images.load_image(tmp_path / "c.png")[:, :9], atol=2e-3)
+  bad = ["stylize", tmp_path / "c.png", tmp_path / "s.png", "-o", tmp_path / "o.jpg", "--bit-depth", "16"]
+  assert cli.main([str(a) for a in bad]) == 2 and "needs a .png" in capsys.readouterr().err
+  assert cli.main([str(a) for a in [*bad[:5], "--scales", "64,32"]]) == 2
+  assert "coarse to fine" in capsys.readouterr().err
+
+
+def test_sweep_with_preserved_colour(tiny_params):
+  config = tiny(preserve_color="luminance")
+  spec = sweep.SweepSpec(ratios=(1e-4, 1e-2))
+  r = sweep.stylize_sweep(CONTENT, STYLE, config, spec.weights(config), params=tiny_params)
+  for im in r.images:
+    np.testing.assert_allclose(color.rgb_to_yiq(im)[..., 1:], color.rgb_to_yiq(CONTENT)[..., 1:], atol=2e-3)
