@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 WEIGHTS ?= weights/vgg19.h5
 export JAXSTYLE_WEIGHTS := $(abspath $(WEIGHTS))
 
-.PHONY: all install weights demo test lint bench clean
+.PHONY: all install weights demo test lint bench gallery clean
 
 all: demo
 
@@ -39,6 +39,22 @@ lint: $(STAMP)
 bench: $(STAMP) $(WEIGHTS)
 	-$(BIN)/python -m pip install -q 'torch==2.13.0' 'pastiche==1.6.0' || echo "bench: reference not installed"
 	$(BIN)/python bench/bench.py
+
+# The README's gallery: each control on the built-in samples, made by the command the README prints.
+GALLERY := jaxstyle/samples/gallery
+C := jaxstyle/samples/landscape.png
+S := jaxstyle/samples/strokes.png
+RUN = $(BIN)/jaxstyle stylize $(C) $(S) --size 256 --steps 100 -q -o $(GALLERY)
+gallery: $(STAMP) $(WEIGHTS)
+	$(RUN)/baseline.jpg
+	$(RUN)/preserve_luminance.jpg --preserve-color luminance
+	$(RUN)/preserve_histogram.jpg --preserve-color histogram
+	$(RUN)/scales.jpg --scales 128,256
+	$(RUN)/style_scale.jpg --style-scale 0.5
+	$(RUN)/init_style.jpg --init style
+	$(RUN)/max_pooling.jpg --pooling max
+	$(RUN)/mask.jpg --mask jaxstyle/samples/sky_mask.png
+	rm -f $(GALLERY)/*.json
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .ruff_cache

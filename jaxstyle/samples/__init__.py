@@ -1,7 +1,8 @@
 """Built-in sample images, drawn by this package's own code (so their licence is ours).
 
 ``landscape.png`` (content): a rendered mountain lake at dusk. ``strokes.png`` (style):
-short brush strokes that follow a swirling flow field. Both ship with the package;
+short brush strokes that follow a swirling flow field. ``sky_mask.png``: the landscape's
+sky, for ``--mask``. All ship with the package;
 ``python -m jaxstyle.samples`` redraws them from :func:`draw_landscape` and
 :func:`draw_strokes`, which are deterministic.
 """
@@ -22,6 +23,17 @@ def content_path() -> str:
 
 def style_path() -> str:
   return str(HERE / "strokes.png")
+
+
+def mask_path() -> str:
+  return str(HERE / "sky_mask.png")
+
+
+def draw_sky_mask(width: int = 512, height: int = 384) -> Image.Image:
+  """White over the upper 45% of the landscape (its sky), fading to black below."""
+  y = np.linspace(0.0, 1.0, height)[:, None]
+  m = np.clip((0.5 - y) / 0.1, 0.0, 1.0) * np.ones((1, width))
+  return Image.fromarray((m * 255).astype(np.uint8), "L")
 
 
 def _ridge(rng: np.random.Generator, width: int, base: float, amp: float, octaves: int = 5) -> np.ndarray:
