@@ -199,3 +199,12 @@ def test_figure3_grid():
   assert labels[0] == {"style_layers": ["relu1_1"], "ratio": 1e-5}
   assert members[-1].style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
   assert members[-1].style_weight == pytest.approx(1e2)
+
+
+def test_public_api_names(tiny_params):
+  """The names the README and the issue use are there."""
+  config = base()
+  spec = js.SweepSpec(ratios=(1e-3,))
+  r = js.stylize_sweep(CONTENT, STYLE, spec.run_config(config), spec.weights(config), params=tiny_params)
+  assert isinstance(r, js.SweepResult) and r.images.shape[0] == 1
+  assert js.sweep.figure3 and js.optimize.run_step and js.lbfgs.step and js.color.match_histogram
