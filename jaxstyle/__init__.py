@@ -1,6 +1,6 @@
 """jaxstyle: neural style transfer (Gatys et al. 2016) in JAX."""
 
-from jaxstyle import checkpoint, color, lbfgs, losses, optimize, presets, sweep, vgg
+from jaxstyle import checkpoint, color, compilation, lbfgs, losses, objective, optimize, presets, problem, sweep, vgg
 from jaxstyle.config import StyleConfig
 from jaxstyle.images import ImageError, load_image, save_image
 from jaxstyle.losses import LossWeights, content_loss, gram_matrix, style_loss, total_loss, total_variation
@@ -16,6 +16,9 @@ __all__ = [
   "SweepSpec",
   "checkpoint",
   "color",
+  "compilation",
+  "objective",
+  "problem",
   "lbfgs",
   "optimize",
   "stylize_sweep",

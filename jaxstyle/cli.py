@@ -438,7 +438,7 @@ def run_stylize(content_path: str, style_paths: Sequence[str], out: str, config,
   content, styles = _load_inputs(content_path, style_paths, config)
   mask = images.load_image(mask_path) if mask_path else None
   first = dataclasses.replace(config, size=config.output_size, scales=None)
-  prepared, _ = js.optimize.prepare_images(content, styles, first)  # size and blend checks before the weights
+  prepared, _ = js.problem.prepare_images(content, styles, first)  # size and blend checks before the weights
   resume = None
   if getattr(args, "resume", None):
     resume = checkpoint.load(args.resume, config)
@@ -473,7 +473,7 @@ def run_stylize(content_path: str, style_paths: Sequence[str], out: str, config,
     out, image, bit_depth=getattr(args, "bit_depth", 8), icc_profile=images.read_icc_profile(content_path)
   )
   if sheet:
-    c, ss = js.optimize.prepare_images(content, styles, first)
+    c, ss = js.problem.prepare_images(content, styles, first)
     labels = ["content"] + [f"style {i + 1}" if len(ss) > 1 else "style" for i in range(len(ss))] + ["result"]
     images.save_image(sheet, images.contact_sheet([c, *ss, image], labels))
   status = result.status
@@ -611,7 +611,7 @@ def cmd_sweep(args) -> int:
     raise CliError(f"{out}: exists and is not a directory")
   inputs = _inputs_of(args.content, args.style, config, args.mask)
   content, styles = _load_inputs(args.content, args.style, config)
-  js.optimize.prepare_images(content, styles, run_config)
+  js.problem.prepare_images(content, styles, run_config)
   params, winfo = _params(args.weights)
   os.makedirs(out, exist_ok=True)
   names = [sweep.member_filename(i, lab) for i, lab in enumerate(labels)]

@@ -1,4 +1,4 @@
-"""Optimizing an image: the objective, one compiled chunk of optax steps, and the loop.
+"""Optimizing an image: one step, one compiled chunk of steps, the loop, and :func:`stylize`.
 
 The image is the optimization variable, ``(H, W, 3)`` RGB in [0, 1] units. Steps run
 in compiled chunks of ``config.report_every`` steps (a ``lax.fori_loop`` whose trip
@@ -10,7 +10,6 @@ loop between chunks only reports progress. Every piece is written for one image 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
 import time
@@ -23,62 +22,11 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
-from jaxstyle import images as imageio
-from jaxstyle import lbfgs, losses, vgg
+from jaxstyle import lbfgs, losses
+from jaxstyle.compilation import BATCH_AXES, ResourceError, available_memory, check_memory, compiled  # noqa: F401
 from jaxstyle.config import StyleConfig
-
-
-class Targets(NamedTuple):
-  """What the objective matches: content activations ``(1, H, W, C)`` and style Gram
-  matrices ``(1, C, C)``, by canonical layer name. With a ``mask`` (``(H, W, 1)``, 1 =
-  stylize), the optimized variable ``z`` becomes the image ``mask * z + (1 - mask) *
-  anchor``, so the unmasked region stays the ``anchor`` (the content) exactly."""
-
-  content: dict[str, jax.Array]
-  style: dict[str, jax.Array]
-  mask: jax.Array | None = None
-  anchor: jax.Array | None = None
-
-
-def compose(z: jax.Array, targets: Targets) -> jax.Array:
-  """The image a variable ``z`` stands for (``z`` itself without a mask)."""
-  if targets.mask is None:
-    return z
-  return targets.mask * z + (1.0 - targets.mask) * targets.anchor
-
-
-class Static(NamedTuple):
-  """The hashable part of a run: what a compiled executable depends on besides shapes."""
-
-  spec: losses.LossSpec
-  pooling: str
-  layers: tuple[str, ...]
-  optimizer: str
-  lbfgs_linesearch: str
-  learning_rate: float
-  adam_b1: float
-  adam_b2: float
-  adam_eps: float
-  lbfgs_memory: int
-  clip: bool
-  chunk: int
-
-  @classmethod
-  def from_config(cls, config: StyleConfig) -> Static:
-    return cls(
-      spec=config.loss_spec(),
-      pooling=config.pooling,
-      layers=config.layers,
-      optimizer=config.optimizer,
-      lbfgs_linesearch=config.lbfgs_linesearch,
-      learning_rate=float(config.learning_rate),
-      adam_b1=float(config.adam_b1),
-      adam_b2=float(config.adam_b2),
-      adam_eps=float(config.adam_eps),
-      lbfgs_memory=int(config.lbfgs_memory),
-      clip=bool(config.clip),
-      chunk=int(config.report_every),
-    )
+from jaxstyle.objective import Static, Targets, compose, compute_targets, objective  # noqa: F401
+from jaxstyle.problem import as_image, finish, setup_problem
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,85 +112,6 @@ class Result:
   scales: list[dict] = dataclasses.field(default_factory=list)
 
 
-# --------------------------------------------------------------------------- objective
-
-
-def compute_targets(
-  params: Mapping, content: ArrayLike, style: ArrayLike | Sequence[ArrayLike], config: StyleConfig
-) -> Targets:
-  """Content activations and style Grams, computed once.
-
-  Several style images give one target: the weighted mean of their Gram matrices with
-  ``config.style_blend`` (equal weights by default), as in jcjohnson's neural-style.
-
-  Args:
-    params: VGG19 params.
-    content: ``(H, W, 3)`` RGB in [0, 1].
-    style: ``(H', W', 3)`` RGB in [0, 1], or a list of such images.
-    config: the settings (layers, pooling, Gram normalisation, blend).
-
-  Returns:
-    :class:`Targets`.
-  """
-  styles = list(style) if isinstance(style, (list, tuple)) else [style]
-  blend = style_blend_weights(config, len(styles))
-  key = _target_key(config)
-  parts = [_targets(params, jnp.asarray(content)[None], jnp.asarray(s)[None], key) for s in styles]
-  grams = {k: sum(w * t.style[k] for w, t in zip(blend, parts, strict=True)) for k in parts[0].style}
-  return Targets(parts[0].content, grams)
-
-
-def style_blend_weights(config: StyleConfig, n: int) -> list[float]:
-  """The blend weights of ``n`` style images, normalised to sum to 1."""
-  w = list(config.style_blend) if config.style_blend is not None else [1.0] * n
-  if len(w) != n:
-    raise ValueError(f"style_blend has {len(w)} weights for {n} style images")
-  return [v / sum(w) for v in w]
-
-
-def _target_key(config: StyleConfig) -> tuple:
-  return (
-    tuple(vgg.canonical_layer(n) for n in config.content_layers),
-    tuple(vgg.canonical_layer(n) for n in config.style_layers),
-    config.pooling,
-    config.gram_norm,
-  )
-
-
-@functools.partial(jax.jit, static_argnums=3)
-def _targets(params, content, style, key) -> Targets:
-  content_layers, style_layers, pooling, gram_norm = key
-  c = vgg.extract_features(params, content, content_layers, pooling=pooling) if content_layers else {}
-  s = vgg.extract_features(params, style, style_layers, pooling=pooling) if style_layers else {}
-  return Targets(c, {k: losses.gram_matrix(v, normalize=gram_norm) for k, v in s.items()})
-
-
-def objective(
-  image: ArrayLike,
-  params: Mapping,
-  targets: Targets,
-  weights: losses.LossWeights,
-  *,
-  static: Static,
-) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """The weighted loss of one image.
-
-  Args:
-    image: ``(H, W, 3)`` RGB in [0, 1] units.
-    params: VGG19 params.
-    targets: from :func:`compute_targets`.
-    weights: a :class:`~jaxstyle.losses.LossWeights` of scalars.
-    static: the static settings.
-
-  Returns:
-    ``(total, parts)``: a scalar and a dict of weighted scalar parts.
-  """
-  x = compose(jnp.asarray(image), targets)[None]
-  feats = vgg.extract_features(params, x, static.layers, pooling=static.pooling)
-  total, parts = losses.total_loss(feats, targets.content, targets.style, x, weights, static.spec)
-  return total[0], {k: v[0] for k, v in parts.items()}
-
-
 def _optimizer(static: Static) -> optax.GradientTransformationExtraArgs:
   if static.optimizer == "lbfgs":  # the zoom line search; "backtracking" is jaxstyle.lbfgs
     lr = None if static.learning_rate == 1.0 else static.learning_rate
@@ -317,144 +186,7 @@ def run_chunk(image, state, num_steps, params, targets, weights, *, static: Stat
   return image, state, values, evaluate(image, params, targets, weights, static=static)
 
 
-# --------------------------------------------------------------------------- compiling
-
-_CACHE: dict[Any, Any] = {}
-
-
-def _signature(args) -> tuple:
-  leaves, tree = jax.tree.flatten(args)
-  return tree, tuple((np.shape(x), getattr(x, "dtype", type(x)), getattr(x, "sharding", None)) for x in leaves)
-
-
-def compiled(
-  name: str, fn: Callable, args: tuple, *, static: Static, batched: bool, donate=(), out_sharding=None
-) -> tuple[Callable, float]:
-  """Ahead-of-time compiles ``fn(*args, static=static)``, vmapped over ``BATCH_AXES[name]``
-  when ``batched``; returns the executable and the seconds spent.
-
-  ``out_sharding`` pins every output (all carry the batch axis when batched) so that a
-  chunk's outputs can be fed straight back in. Executables are kept per shapes,
-  shardings and static settings, so a second run of the same kind compiles nothing.
-  """
-  key = (name, static, batched, out_sharding, _signature(args))
-  if key in _CACHE:
-    return _CACHE[key], 0.0
-  f = lambda *a: fn(*a, static=static)  # noqa: E731
-  if batched:
-    f = jax.vmap(f, in_axes=BATCH_AXES[name])
-  t0 = time.perf_counter()
-  exe = jax.jit(f, donate_argnums=donate, out_shardings=out_sharding).lower(*args).compile()
-  _CACHE[key] = exe
-  return exe, time.perf_counter() - t0
-
-
-class ResourceError(ValueError):
-  """A run does not fit in the device's memory; the message names the largest size that does."""
-
-
-def available_memory(device: jax.Device) -> int | None:
-  """Free bytes on ``device``: the allocator's limit on accelerators, free RAM on CPU."""
-  stats = device.memory_stats() if hasattr(device, "memory_stats") else None
-  if stats and "bytes_limit" in stats:
-    return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
-  try:  # MemAvailable counts reclaimable cache, unlike sysconf's free pages
-    with open("/proc/meminfo") as f:
-      for line in f:
-        if line.startswith("MemAvailable:"):
-          return int(line.split()[1]) * 1024
-  except OSError:
-    pass
-  try:
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-  except (ValueError, OSError, AttributeError):
-    return None
-
-
-def check_memory(executable, image_shape: tuple[int, ...], *, available: int | None = None) -> None:
-  """Refuses up front a compiled step whose buffers exceed free device memory.
-
-  Activation memory grows with the pixel count, so the largest longest side that fits
-  is estimated as ``side * sqrt(free / need)``.
-  """
-  try:
-    m = executable.memory_analysis()
-    need = int(m.temp_size_in_bytes + m.argument_size_in_bytes + m.output_size_in_bytes)
-  except Exception:  # noqa: BLE001 - not every backend reports it
-    return
-  if available is None:
-    devices = executable.input_shardings[0][0].device_set if executable.input_shardings else None
-    available = available_memory(next(iter(devices)) if devices else jax.devices()[0])
-  if available is None or need <= available:
-    return
-  h, w = image_shape[-3], image_shape[-2]
-  side = int(max(h, w) * math.sqrt(available / need) * 0.95)
-  raise ResourceError(
-    f"a {w}x{h} px run needs about {need / 2**30:.1f} GiB but {available / 2**30:.1f} GiB is free; "
-    f"the largest size that fits is about {side} px (--size {side})"
-  )
-
-
-# Which arguments carry the sweep axis: images, optimizer states and loss weights do;
-# VGG params, targets and the step count are shared.
-BATCH_AXES = {
-  "init": (0, None, None, 0),
-  "chunk": (0, 0, None, None, None, 0),
-}
-
-
 # --------------------------------------------------------------------------- loop
-
-
-def as_image(x: ArrayLike | str | os.PathLike) -> np.ndarray:
-  """A path or an ``(H, W, 3)`` array to float32 RGB."""
-  if isinstance(x, (str, os.PathLike)):
-    return imageio.load_image(x)
-  arr = np.asarray(x, np.float32)
-  if arr.ndim != 3 or arr.shape[-1] != 3:
-    raise ValueError(f"an image must be (H, W, 3), got shape {arr.shape}")
-  return arr
-
-
-def prepare_images(content, style, config: StyleConfig) -> tuple[np.ndarray, list[np.ndarray]]:
-  """Loads and resizes content (longest side ``config.size``) and each style image
-  (longest side ``style_scale`` times the content's), and checks they reach the deepest
-  layer. ``style`` is one image or a list; a list is returned."""
-  content = as_image(content)
-  if config.size is not None:
-    content = imageio.resize(content, config.size)
-  side = max(1, round(max(content.shape[:2]) * config.style_scale))
-  styles = [imageio.resize(as_image(s), side) for s in (style if isinstance(style, (list, tuple)) else [style])]
-  if not styles:
-    raise ValueError("at least one style image is needed")
-  style_blend_weights(config, len(styles))
-  need = max(vgg.layer_stride(n) for n in config.layers)
-  for what, im in [("content", content)] + [("style", s) for s in styles]:
-    if min(im.shape[:2]) < need:
-      raise ValueError(
-        f"{what} image is {im.shape[1]}x{im.shape[0]} px, too small for layer "
-        f"{max(config.layers, key=vgg.layer_depth)} (needs at least {need} px per side)"
-      )
-  return content, styles
-
-
-def initial_image(content: np.ndarray, config: StyleConfig, style: list[np.ndarray] | None = None) -> np.ndarray:
-  """The starting image: the content, seeded uniform noise, flat gray, seeded noise with
-  the style images' colour statistics, or a file."""
-  if config.init == "content":
-    return content.copy()
-  if config.init == "noise":
-    key = jax.random.key(config.seed)
-    return np.asarray(jax.random.uniform(key, content.shape, jnp.float32))
-  if config.init == "gray":
-    return np.full(content.shape, 0.5, np.float32)
-  if config.init == "style":
-    if style is None:
-      raise ValueError("init 'style' needs the style image")
-    ref = np.concatenate([np.reshape(s, (-1, 3)) for s in style])
-    noise = np.asarray(jax.random.normal(jax.random.key(config.seed), content.shape, jnp.float32))
-    return np.clip(ref.mean(0) + noise * ref.std(0), 0.0, 1.0).astype(np.float32)
-  return imageio.resize(imageio.load_image(config.init), content.shape[:2])
 
 
 def optimize(
@@ -584,73 +316,6 @@ def _history(totals, report, x) -> dict[str, np.ndarray]:
       h[k] = np.stack(v, axis=-1) if v else np.zeros(lead + (0,), np.float32)
   h["step"] = np.asarray(report["step"], np.int64)
   return h
-
-
-class Problem(NamedTuple):
-  """One scale of a stylization, ready to optimize."""
-
-  content: np.ndarray  # (H, W, 3) the content at this scale, in the working colour space
-  styles: list[np.ndarray]
-  targets: Targets
-  start: np.ndarray  # (H, W, 3) the starting variable
-
-
-def as_mask(mask: ArrayLike | str | os.PathLike) -> np.ndarray:
-  """A path or array to an ``(H, W, 1)`` float mask in [0, 1] (1 = stylize)."""
-  m = imageio.load_image(mask) if isinstance(mask, (str, os.PathLike)) else np.asarray(mask, np.float32)
-  if m.ndim == 2:
-    m = m[..., None]
-  if m.ndim != 3 or m.shape[-1] not in (1, 3):
-    raise ValueError(f"a mask must be (H, W), (H, W, 1) or (H, W, 3), got shape {m.shape}")
-  return np.clip(m.mean(axis=-1, keepdims=True), 0.0, 1.0).astype(np.float32)
-
-
-def color_inputs(content: np.ndarray, styles: list[np.ndarray], config: StyleConfig):
-  """Content and styles in the working colour space of ``config.preserve_color``."""
-  from jaxstyle import color
-
-  if config.preserve_color == "histogram":
-    return content, [color.match_histogram(st, content) for st in styles]
-  if config.preserve_color == "luminance":
-    return color.luminance_image(content), [color.luminance_image(st, like=content) for st in styles]
-  return content, styles
-
-
-def finish(image: ArrayLike, content: np.ndarray, config: StyleConfig) -> np.ndarray:
-  """The output image: with ``preserve_color="luminance"`` the result's luminance on the
-  content's chroma (``content`` in RGB, resized to the image)."""
-  from jaxstyle import color
-
-  image = np.asarray(image, np.float32)
-  if config.preserve_color == "luminance":
-    return color.recombine(image, imageio.resize(content, image.shape[:2]))
-  return image
-
-
-def setup_problem(params, content, style, config: StyleConfig, *, mask=None, start=None) -> Problem:
-  """Resizes, recolours and computes targets for one scale (``config.size``).
-
-  Args:
-    params: VGG19 params.
-    content: ``(H, W, 3)`` RGB (any size) or a path.
-    style: one style image or path, or a list of them.
-    config: settings of this scale.
-    mask: optional ``(H, W[, 1])`` mask or path; 1 = stylize, 0 = keep the content.
-    start: optional image to start from (resized to this scale), e.g. the previous scale's result.
-  """
-  content, styles = prepare_images(content, style, config)
-  work, styles = color_inputs(content, styles, config)
-  targets = compute_targets(params, work, styles, config)
-  if mask is not None:
-    m = imageio.resize(np.repeat(as_mask(mask), 3, axis=-1), work.shape[:2])[..., :1]
-    targets = targets._replace(mask=jnp.asarray(m), anchor=jnp.asarray(work))
-  if start is not None:
-    x0 = imageio.resize(np.asarray(start, np.float32), work.shape[:2])
-    if config.preserve_color == "luminance":
-      x0 = color_inputs(x0, [], config)[0]
-  else:
-    x0 = initial_image(work, config, styles)
-  return Problem(work, styles, targets, x0)
 
 
 def stylize(

@@ -24,8 +24,10 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxstyle import losses, vgg
+from jaxstyle.compilation import ResourceError
 from jaxstyle.config import StyleConfig
-from jaxstyle.optimize import Progress, ResourceError, as_image, finish, optimize, setup_problem
+from jaxstyle.optimize import Progress, optimize
+from jaxstyle.problem import as_image, finish, setup_problem
 
 
 class SweepMemoryError(ValueError):

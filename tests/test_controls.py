@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 import jaxstyle as js
-from jaxstyle import cli, color, images, optimize, presets, sweep
+from jaxstyle import cli, color, images, presets, problem, sweep
 from jaxstyle.config import auto_scales
 from tests.conftest import rng_image
 
@@ -40,8 +40,8 @@ def test_histogram_mode_matches_means_and_covariance():
 
 
 def test_histogram_mode_changes_the_style_targets(tiny_params):
-  plain = optimize.setup_problem(tiny_params, CONTENT, STYLE, tiny())
-  matched = optimize.setup_problem(tiny_params, CONTENT, STYLE, tiny(preserve_color="histogram"))
+  plain = problem.setup_problem(tiny_params, CONTENT, STYLE, tiny())
+  matched = problem.setup_problem(tiny_params, CONTENT, STYLE, tiny(preserve_color="histogram"))
   k = "relu1_1"
   assert not np.allclose(plain.targets.style[k], matched.targets.style[k])
 
@@ -61,15 +61,15 @@ def test_auto_scales():
 
 
 def test_style_scale_changes_the_style_size():
-  _, (s1,) = optimize.prepare_images(CONTENT, STYLE, tiny())
-  _, (s2,) = optimize.prepare_images(CONTENT, STYLE, tiny(style_scale=0.5))
+  _, (s1,) = problem.prepare_images(CONTENT, STYLE, tiny())
+  _, (s2,) = problem.prepare_images(CONTENT, STYLE, tiny(style_scale=0.5))
   assert max(s1.shape[:2]) == 40 and max(s2.shape[:2]) == 20
 
 
 def test_style_statistics_init_is_seeded_and_matches_style_colours(tiny_params):
-  a = optimize.initial_image(CONTENT, tiny(init="style", seed=1), [STYLE])
-  b = optimize.initial_image(CONTENT, tiny(init="style", seed=1), [STYLE])
-  c = optimize.initial_image(CONTENT, tiny(init="style", seed=2), [STYLE])
+  a = problem.initial_image(CONTENT, tiny(init="style", seed=1), [STYLE])
+  b = problem.initial_image(CONTENT, tiny(init="style", seed=1), [STYLE])
+  c = problem.initial_image(CONTENT, tiny(init="style", seed=2), [STYLE])
   np.testing.assert_array_equal(a, b)
   assert not np.allclose(a, c)
   np.testing.assert_allclose(a.reshape(-1, 3).mean(0), STYLE.reshape(-1, 3).mean(0), atol=0.05)

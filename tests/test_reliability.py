@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import jaxstyle as js
-from jaxstyle import checkpoint, cli, images, optimize, presets
+from jaxstyle import checkpoint, cli, compilation, images, optimize, presets
 from tests.conftest import rng_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -214,8 +214,8 @@ def test_cli_non_finite_exits_2_and_keeps_image(files, capsys):
 
 
 def test_memory_is_checked_up_front(tiny_params, monkeypatch, files, capsys):
-  monkeypatch.setattr(optimize, "available_memory", lambda device: 200_000)
-  with pytest.raises(optimize.ResourceError, match=r"largest size that fits is about \d+ px"):
+  monkeypatch.setattr(compilation, "available_memory", lambda device: 200_000)
+  with pytest.raises(compilation.ResourceError, match=r"largest size that fits is about \d+ px"):
     js.stylize(CONTENT, STYLE, tiny(), params=tiny_params)
   code = cli.main(
     [

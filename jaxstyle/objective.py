@@ -1,0 +1,143 @@
+"""The objective: what an image is compared with (:class:`Targets`) and its weighted loss."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.typing import ArrayLike
+
+from jaxstyle import losses, vgg
+from jaxstyle.config import StyleConfig
+
+
+class Targets(NamedTuple):
+  """What the objective matches: content activations ``(1, H, W, C)`` and style Gram
+  matrices ``(1, C, C)``, by canonical layer name. With a ``mask`` (``(H, W, 1)``, 1 =
+  stylize), the optimized variable ``z`` becomes the image ``mask * z + (1 - mask) *
+  anchor``, so the unmasked region stays the ``anchor`` (the content) exactly."""
+
+  content: dict[str, jax.Array]
+  style: dict[str, jax.Array]
+  mask: jax.Array | None = None
+  anchor: jax.Array | None = None
+
+
+def compose(z: jax.Array, targets: Targets) -> jax.Array:
+  """The image a variable ``z`` stands for (``z`` itself without a mask)."""
+  if targets.mask is None:
+    return z
+  return targets.mask * z + (1.0 - targets.mask) * targets.anchor
+
+
+class Static(NamedTuple):
+  """The hashable part of a run: what a compiled executable depends on besides shapes."""
+
+  spec: losses.LossSpec
+  pooling: str
+  layers: tuple[str, ...]
+  optimizer: str
+  lbfgs_linesearch: str
+  learning_rate: float
+  adam_b1: float
+  adam_b2: float
+  adam_eps: float
+  lbfgs_memory: int
+  clip: bool
+  chunk: int
+
+  @classmethod
+  def from_config(cls, config: StyleConfig) -> Static:
+    return cls(
+      spec=config.loss_spec(),
+      pooling=config.pooling,
+      layers=config.layers,
+      optimizer=config.optimizer,
+      lbfgs_linesearch=config.lbfgs_linesearch,
+      learning_rate=float(config.learning_rate),
+      adam_b1=float(config.adam_b1),
+      adam_b2=float(config.adam_b2),
+      adam_eps=float(config.adam_eps),
+      lbfgs_memory=int(config.lbfgs_memory),
+      clip=bool(config.clip),
+      chunk=int(config.report_every),
+    )
+
+
+def compute_targets(
+  params: Mapping, content: ArrayLike, style: ArrayLike | Sequence[ArrayLike], config: StyleConfig
+) -> Targets:
+  """Content activations and style Grams, computed once.
+
+  Several style images give one target: the weighted mean of their Gram matrices with
+  ``config.style_blend`` (equal weights by default), as in jcjohnson's neural-style.
+
+  Args:
+    params: VGG19 params.
+    content: ``(H, W, 3)`` RGB in [0, 1].
+    style: ``(H', W', 3)`` RGB in [0, 1], or a list of such images.
+    config: the settings (layers, pooling, Gram normalisation, blend).
+
+  Returns:
+    :class:`Targets`.
+  """
+  styles = list(style) if isinstance(style, (list, tuple)) else [style]
+  blend = style_blend_weights(config, len(styles))
+  key = _target_key(config)
+  parts = [_targets(params, jnp.asarray(content)[None], jnp.asarray(s)[None], key) for s in styles]
+  grams = {k: sum(w * t.style[k] for w, t in zip(blend, parts, strict=True)) for k in parts[0].style}
+  return Targets(parts[0].content, grams)
+
+
+def style_blend_weights(config: StyleConfig, n: int) -> list[float]:
+  """The blend weights of ``n`` style images, normalised to sum to 1."""
+  w = list(config.style_blend) if config.style_blend is not None else [1.0] * n
+  if len(w) != n:
+    raise ValueError(f"style_blend has {len(w)} weights for {n} style images")
+  return [v / sum(w) for v in w]
+
+
+def _target_key(config: StyleConfig) -> tuple:
+  return (
+    tuple(vgg.canonical_layer(n) for n in config.content_layers),
+    tuple(vgg.canonical_layer(n) for n in config.style_layers),
+    config.pooling,
+    config.gram_norm,
+  )
+
+
+@functools.partial(jax.jit, static_argnums=3)
+def _targets(params, content, style, key) -> Targets:
+  content_layers, style_layers, pooling, gram_norm = key
+  c = vgg.extract_features(params, content, content_layers, pooling=pooling) if content_layers else {}
+  s = vgg.extract_features(params, style, style_layers, pooling=pooling) if style_layers else {}
+  return Targets(c, {k: losses.gram_matrix(v, normalize=gram_norm) for k, v in s.items()})
+
+
+def objective(
+  image: ArrayLike,
+  params: Mapping,
+  targets: Targets,
+  weights: losses.LossWeights,
+  *,
+  static: Static,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """The weighted loss of one image.
+
+  Args:
+    image: ``(H, W, 3)`` RGB in [0, 1] units.
+    params: VGG19 params.
+    targets: from :func:`compute_targets`.
+    weights: a :class:`~jaxstyle.losses.LossWeights` of scalars.
+    static: the static settings.
+
+  Returns:
+    ``(total, parts)``: a scalar and a dict of weighted scalar parts.
+  """
+  x = compose(jnp.asarray(image), targets)[None]
+  feats = vgg.extract_features(params, x, static.layers, pooling=static.pooling)
+  total, parts = losses.total_loss(feats, targets.content, targets.style, x, weights, static.spec)
+  return total[0], {k: v[0] for k, v in parts.items()}
