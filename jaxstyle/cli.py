@@ -99,7 +99,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
   )
   g.add_argument("--size", type=_positive_int, help="longest side of the output in px")
   g.add_argument("--steps", type=_nonneg_int, help="optimizer steps")
-  g.add_argument("--optimizer", choices=("lbfgs", "adam"))
+  g.add_argument(
+    "--optimizer", choices=("lbfgs", "adam"), help="switching an L-BFGS preset to adam sets --lr 0.02 unless given"
+  )
   g.add_argument("--lr", type=_number, help="learning rate (Adam; scales L-BFGS's line-searched step)")
   g.add_argument("--content-weight", type=_number, help="alpha")
   g.add_argument("--style-weight", type=_number, help="beta")
