@@ -124,6 +124,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     help="coarse-to-fine sizes, e.g. 256,512,1024, or 'auto' for a x2 ladder from 256 up to --size",
   )
   g.add_argument("--mask", metavar="MASK", help="image: white stylizes, black keeps the content")
+  g.add_argument(
+    "--style-regions", nargs="+", metavar="MAP", help="one region map per style image (white: that style applies there)"
+  )
   g.add_argument("--report-every", type=_positive_int, metavar="N", help="steps per compiled chunk / progress line")
   _add_weights_arg(p, "VGG19 weights file")
   p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -376,9 +379,20 @@ def _load_inputs(content_path: str, style_paths: Sequence[str], config):
   return content, styles
 
 
-def _inputs_of(content_path: str, style_paths: Sequence[str], config, mask: str | None = None) -> list[str]:
+def _inputs_of(content_path: str, style_paths: Sequence[str], config, mask=None, regions=None) -> list[str]:
   extra = [config.init] if config.init not in ("content", "noise", "gray", "style") else []
-  return [content_path, *style_paths, *extra, *([mask] if mask else [])]
+  return [content_path, *style_paths, *extra, *([mask] if mask else []), *(regions or [])]
+
+
+def _load_regions(args, n_styles: int):
+  from jaxstyle import images
+
+  paths = getattr(args, "style_regions", None)
+  if not paths:
+    return None
+  if len(paths) != n_styles:
+    raise CliError(f"--style-regions: {len(paths)} maps for {n_styles} style images; give one per style")
+  return [images.load_image(p) for p in paths]
 
 
 def _record(config, result_losses, timings, winfo) -> dict:
@@ -433,12 +447,13 @@ def run_stylize(content_path: str, style_paths: Sequence[str], out: str, config,
   mask_path = getattr(args, "mask", None)
   if getattr(args, "bit_depth", 8) == 16 and not out.lower().endswith(".png"):
     raise CliError(f"{out}: --bit-depth 16 needs a .png output")
-  inputs = _inputs_of(content_path, style_paths, config, mask_path)
+  inputs = _inputs_of(content_path, style_paths, config, mask_path, getattr(args, "style_regions", None))
   _check_output(out, inputs)
   if sheet:
     _check_output(sheet, inputs)
   content, styles = _load_inputs(content_path, style_paths, config)
   mask = images.load_image(mask_path) if mask_path else None
+  regions = _load_regions(args, len(style_paths))
   first = dataclasses.replace(config, size=config.output_size, scales=None)
   prepared, _ = js.problem.prepare_images(content, styles, first)  # size and blend checks before the weights
   resume = None
@@ -465,6 +480,7 @@ def run_stylize(content_path: str, style_paths: Sequence[str], out: str, config,
       config,
       params=params,
       mask=mask,
+      regions=regions,
       callback=on_progress,
       stop=lambda: signals.received is not None,
       resume=resume,
@@ -611,7 +627,7 @@ def cmd_sweep(args) -> int:
   out = args.output_dir
   if os.path.exists(out) and not os.path.isdir(out):
     raise CliError(f"{out}: exists and is not a directory")
-  inputs = _inputs_of(args.content, args.style, config, args.mask)
+  inputs = _inputs_of(args.content, args.style, config, args.mask, args.style_regions)
   content, styles = _load_inputs(args.content, args.style, config)
   js.problem.prepare_images(content, styles, run_config)
   params, winfo = _params(args.weights)
@@ -622,12 +638,15 @@ def cmd_sweep(args) -> int:
   if not args.quiet:
     print(f"sweep of {len(members)} members on {sweep.device_summary()}", file=sys.stderr)
   t0 = time.perf_counter()
+  mask = images.load_image(args.mask) if args.mask else None
   result = sweep.stylize_sweep(
     content,
     styles,
     run_config,
     batch_weights,
     params=params,
+    mask=mask,
+    regions=_load_regions(args, len(args.style)),
     batch_size=args.batch,
     callback=_ProgressPrinter(args.quiet),
   )

@@ -49,6 +49,37 @@ def gram_matrix(features: ArrayLike, *, normalize: str = "hw") -> jax.Array:
   raise ValueError(f"normalize must be one of {GRAM_NORMS}, not {normalize!r}")
 
 
+def guided_gram_matrix(features: ArrayLike, regions: ArrayLike, *, normalize: str = "hw") -> jax.Array:
+  """Gram matrices restricted to soft regions (Gatys et al. 2017, spatial control).
+
+  ``G[n, k, c, d] = sum_p m_k(p) F[n, p, c] F[n, p, d] / Z_k`` where ``m_k`` is region
+  ``k`` resized (bilinearly) to the feature map and ``Z_k`` its area (``"hw"``), times
+  ``C`` (``"chw"``), or 1 (``"none"``). With one all-ones region it equals
+  :func:`gram_matrix`.
+
+  Args:
+    features: ``(N, H, W, C)``.
+    regions: ``(K, H', W')`` masks in [0, 1] at any resolution.
+    normalize: one of ``"none"``, ``"hw"``, ``"chw"``.
+
+  Returns:
+    ``(N, K, C, C)`` float32.
+  """
+  f = jnp.asarray(features, jnp.float32)
+  n, h, w, c = f.shape
+  r = jnp.asarray(regions, jnp.float32)
+  m = jax.image.resize(r, (r.shape[0], h, w), "linear") if r.shape[1:] != (h, w) else r
+  g = jnp.einsum("nhwc,khw,nhwd->nkcd", f, m, f)
+  if normalize == "none":
+    return g
+  area = jnp.maximum(jnp.sum(m, axis=(1, 2)), 1e-6).reshape(1, -1, 1, 1)
+  if normalize == "hw":
+    return g / area
+  if normalize == "chw":
+    return g / (c * area)
+  raise ValueError(f"normalize must be one of {GRAM_NORMS}, not {normalize!r}")
+
+
 def _reduce(x: jax.Array, reduction: str) -> jax.Array:
   axes = tuple(range(1, x.ndim))
   if reduction == "sum":
@@ -95,6 +126,7 @@ def style_loss(
   normalize: str = "hw",
   reduction: str = "mean",
   layer_norm: str = "none",
+  regions: ArrayLike | None = None,
 ) -> jax.Array:
   """Weighted squared error between Gram matrices and target Gram matrices.
 
@@ -112,6 +144,9 @@ def style_loss(
     normalize: Gram normalisation, see :func:`gram_matrix`.
     reduction: ``"mean"``, ``"sum"`` or ``"half_sum"`` over the ``C x C`` entries.
     layer_norm: ``"none"`` or ``"chw"``.
+    regions: ``(K, H', W')`` soft masks: then each target is ``(1, K, C, C)``, one
+      style's Gram per region, compared with :func:`guided_gram_matrix`; ``reduction``
+      runs over all ``K x C x C`` entries together.
 
   Returns:
     ``(N,)``.
@@ -121,8 +156,11 @@ def style_loss(
   total = 0.0
   for name, w in layer_weights.items():
     f = jnp.asarray(features[name])
-    g = gram_matrix(f, normalize=normalize)
-    d = g - jnp.asarray(target_grams[name], jnp.float32)
+    if regions is None:
+      g = gram_matrix(f, normalize=normalize)
+    else:
+      g = guided_gram_matrix(f, regions, normalize=normalize).reshape(f.shape[0], -1, f.shape[-1])
+    d = g - jnp.asarray(target_grams[name], jnp.float32).reshape(1, g.shape[1], g.shape[2])
     z = math.prod(f.shape[1:]) if layer_norm == "chw" else 1
     total = total + jnp.asarray(w, jnp.float32) * _reduce(jnp.square(d), reduction) / z
   return jnp.asarray(total, jnp.float32)
@@ -200,6 +238,8 @@ def total_loss(
   images: ArrayLike,
   weights: LossWeights,
   spec: LossSpec = _DEFAULT_SPEC,
+  *,
+  regions: ArrayLike | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """``alpha * content + beta * style + tv_weight * TV``.
 
@@ -210,6 +250,8 @@ def total_loss(
     images: ``(N, H, W, 3)`` the images themselves, for the TV term.
     weights: a :class:`LossWeights`.
     spec: a :class:`LossSpec`.
+    regions: optional ``(K, H, W)`` style regions (see :func:`style_loss`); then
+      ``style_grams`` hold ``(1, K, C, C)``.
 
   Returns:
     ``(total, parts)``: ``total`` is ``(N,)``; ``parts`` maps ``"content"``,
@@ -223,6 +265,7 @@ def total_loss(
     normalize=spec.gram_norm,
     reduction=spec.style_reduction,
     layer_norm=spec.style_layer_norm,
+    regions=regions,
   )
   tv = total_variation(images, kind=spec.tv_kind, reduction=spec.tv_reduction)
   parts = {

@@ -18,19 +18,25 @@ class Targets(NamedTuple):
   """What the objective matches: content activations ``(1, H, W, C)`` and style Gram
   matrices ``(1, C, C)``, by canonical layer name. With a ``mask`` (``(H, W, 1)``, 1 =
   stylize), the optimized variable ``z`` becomes the image ``mask * z + (1 - mask) *
-  anchor``, so the unmasked region stays the ``anchor`` (the content) exactly."""
+  anchor``, so the unmasked region stays the ``anchor`` (the content) exactly. With
+  ``regions`` (``(K, H, W)``), style ``k`` applies in region ``k`` and ``style`` holds
+  ``(1, K, C, C)`` Grams, one per style image."""
 
   content: dict[str, jax.Array]
   style: dict[str, jax.Array]
   mask: jax.Array | None = None
   anchor: jax.Array | None = None
+  regions: jax.Array | None = None
 
 
 def compose(z: jax.Array, targets: Targets) -> jax.Array:
   """The image a variable ``z`` stands for (``z`` itself without a mask)."""
   if targets.mask is None:
     return z
-  return targets.mask * z + (1.0 - targets.mask) * targets.anchor
+  lead = (1,) * (jnp.ndim(z) - 3)  # z may carry a batch axis (a sweep's images)
+  mask = targets.mask.reshape(lead + targets.mask.shape)
+  anchor = targets.anchor.reshape(lead + targets.anchor.shape)
+  return mask * z + (1.0 - mask) * anchor
 
 
 class Static(NamedTuple):
@@ -68,7 +74,12 @@ class Static(NamedTuple):
 
 
 def compute_targets(
-  params: Mapping, content: ArrayLike, style: ArrayLike | Sequence[ArrayLike], config: StyleConfig
+  params: Mapping,
+  content: ArrayLike,
+  style: ArrayLike | Sequence[ArrayLike],
+  config: StyleConfig,
+  *,
+  per_style: bool = False,
 ) -> Targets:
   """Content activations and style Grams, computed once.
 
@@ -80,6 +91,7 @@ def compute_targets(
     content: ``(H, W, 3)`` RGB in [0, 1].
     style: ``(H', W', 3)`` RGB in [0, 1], or a list of such images.
     config: the settings (layers, pooling, Gram normalisation, blend).
+    per_style: keep one Gram per style image, stacked ``(1, K, C, C)``, for regions.
 
   Returns:
     :class:`Targets`.
@@ -88,7 +100,10 @@ def compute_targets(
   blend = style_blend_weights(config, len(styles))
   key = _target_key(config)
   parts = [_targets(params, jnp.asarray(content)[None], jnp.asarray(s)[None], key) for s in styles]
-  grams = {k: sum(w * t.style[k] for w, t in zip(blend, parts, strict=True)) for k in parts[0].style}
+  if per_style:
+    grams = {k: jnp.stack([t.style[k][0] for t in parts])[None] for k in parts[0].style}
+  else:
+    grams = {k: sum(w * t.style[k] for w, t in zip(blend, parts, strict=True)) for k in parts[0].style}
   return Targets(parts[0].content, grams)
 
 
@@ -139,5 +154,7 @@ def objective(
   """
   x = compose(jnp.asarray(image), targets)[None]
   feats = vgg.extract_features(params, x, static.layers, pooling=static.pooling)
-  total, parts = losses.total_loss(feats, targets.content, targets.style, x, weights, static.spec)
+  total, parts = losses.total_loss(
+    feats, targets.content, targets.style, x, weights, static.spec, regions=targets.regions
+  )
   return total[0], {k: v[0] for k, v in parts.items()}

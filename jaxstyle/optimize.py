@@ -325,6 +325,7 @@ def stylize(
   *,
   params: Mapping | None = None,
   mask: ArrayLike | str | os.PathLike | None = None,
+  regions: Sequence | None = None,
   callback: Callable[[Progress], None] | None = None,
   stop: Callable[[], bool] | None = None,
   resume: Resume | None = None,
@@ -339,6 +340,8 @@ def stylize(
     params: VGG19 params; default ``load_vgg19()``.
     mask: ``(H, W[, 1])`` in [0, 1] or an image path: 1 stylizes, 0 keeps the content
       exactly (Gatys et al. 2017's spatial control, as a constraint).
+    regions: one region map per style image (arrays or paths in the content's
+      coordinates, 1 inside): style ``k`` is matched in region ``k`` only.
     callback: receives a :class:`Progress` after every chunk of steps.
     stop: polled after every chunk; when it returns true the run ends early with
       ``result.status == "stopped"`` and the image so far.
@@ -365,7 +368,7 @@ def stylize(
   previous, run, per_scale, compile_s, run_s = None, None, [], 0.0, 0.0
   for k, size in enumerate(config.scales or (config.size,)):
     scale_config = dataclasses.replace(config, size=size, scales=None)
-    problem = setup_problem(params, content, styles, scale_config, mask=mask, start=previous)
+    problem = setup_problem(params, content, styles, scale_config, mask=mask, regions=regions, start=previous)
     run = optimize(
       problem.start,
       params,

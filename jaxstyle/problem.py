@@ -109,7 +109,7 @@ def finish(image: ArrayLike, content: np.ndarray, config: StyleConfig) -> np.nda
   return image
 
 
-def setup_problem(params, content, style, config: StyleConfig, *, mask=None, start=None) -> Problem:
+def setup_problem(params, content, style, config: StyleConfig, *, mask=None, regions=None, start=None) -> Problem:
   """Resizes, recolours and computes targets for one scale (``config.size``).
 
   Args:
@@ -118,11 +118,18 @@ def setup_problem(params, content, style, config: StyleConfig, *, mask=None, sta
     style: one style image or path, or a list of them.
     config: settings of this scale.
     mask: optional ``(H, W[, 1])`` mask or path; 1 = stylize, 0 = keep the content.
+    regions: optional list of one region map (array or path, content coordinates) per
+      style image: style ``k`` is matched inside region ``k`` only (guided Grams).
     start: optional image to start from (resized to this scale), e.g. the previous scale's result.
   """
   content, styles = prepare_images(content, style, config)
   work, styles = color_inputs(content, styles, config)
-  targets = compute_targets(params, work, styles, config)
+  targets = compute_targets(params, work, styles, config, per_style=regions is not None)
+  if regions is not None:
+    if len(regions) != len(styles):
+      raise ValueError(f"{len(regions)} region maps for {len(styles)} style images; give one per style")
+    maps = [imageio.resize(np.repeat(as_mask(r), 3, axis=-1), work.shape[:2])[..., 0] for r in regions]
+    targets = targets._replace(regions=jnp.asarray(np.stack(maps)))
   if mask is not None:
     m = imageio.resize(np.repeat(as_mask(mask), 3, axis=-1), work.shape[:2])[..., :1]
     targets = targets._replace(mask=jnp.asarray(m), anchor=jnp.asarray(work))

@@ -74,6 +74,7 @@ def stylize_sweep(
   *,
   params: Mapping | None = None,
   mask: Any = None,
+  regions: Sequence | None = None,
   batch_size: int | None = None,
   devices: Sequence[jax.Device] | None = None,
   callback: Callable[[Progress], None] | None = None,
@@ -90,7 +91,7 @@ def stylize_sweep(
       member weights (see :class:`SweepSpec`).
     weights: :class:`LossWeights` with a leading batch axis ``B`` on every leaf.
     params: VGG19 params; default ``load_vgg19()``.
-    mask: as :func:`~jaxstyle.stylize`'s.
+    mask, regions: as :func:`~jaxstyle.stylize`'s.
     batch_size: members per compiled batch (default all, rounded up to a multiple of
       the device count); halved automatically while a batch does not fit in memory.
     devices: devices to shard the batch over (default all local devices).
@@ -111,7 +112,7 @@ def stylize_sweep(
   if config.scales:
     raise ValueError("sweeps run at one scale: set size, not scales")
   content_rgb = as_image(content)
-  problem = setup_problem(params, content_rgb, style, config, mask=mask)
+  problem = setup_problem(params, content_rgb, style, config, mask=mask, regions=regions)
   targets, x0 = problem.targets, problem.start
   devices = list(devices) if devices is not None else jax.local_devices()
   n_dev = len(devices)

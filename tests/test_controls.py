@@ -168,3 +168,86 @@ def test_sweep_with_preserved_colour(tiny_params):
   r = sweep.stylize_sweep(CONTENT, STYLE, config, spec.weights(config), params=tiny_params)
   for im in r.images:
     np.testing.assert_allclose(color.rgb_to_yiq(im)[..., 1:], color.rgb_to_yiq(CONTENT)[..., 1:], atol=2e-3)
+
+
+def test_guided_gram_matches_numpy_and_reduces_to_the_plain_gram():
+  from jaxstyle import losses
+
+  rng = np.random.default_rng(5)
+  f = rng.normal(size=(2, 6, 8, 4)).astype(np.float32)
+  m = rng.uniform(size=(3, 6, 8)).astype(np.float32)
+  got = np.asarray(losses.guided_gram_matrix(f, m, normalize="hw"))
+  want = np.einsum("nhwc,khw,nhwd->nkcd", f.astype(np.float64), m, f) / m.sum(axis=(1, 2))[None, :, None, None]
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+  one = np.asarray(losses.guided_gram_matrix(f, np.ones((1, 12, 16), np.float32), normalize="chw"))[:, 0]
+  np.testing.assert_allclose(one, losses.gram_matrix(f, normalize="chw"), rtol=1e-5, atol=1e-6)
+
+
+def test_one_region_everywhere_equals_no_regions(tiny_params):
+  a = js.stylize(CONTENT, STYLE, tiny(), params=tiny_params)
+  b = js.stylize(CONTENT, STYLE, tiny(), params=tiny_params, regions=[np.ones(CONTENT.shape[:2], np.float32)])
+  np.testing.assert_allclose(b.image, a.image, atol=1e-4)
+
+
+def test_each_region_takes_its_own_style(tiny_params):
+  """Left half matched to a red style, right half to a blue one: the halves' colours
+  follow, and swapping the region maps swaps them (measured +0.12 and -0.07 on this
+  random 4-channel network)."""
+  red = np.zeros((32, 32, 3), np.float32)
+  red[..., 0] = 0.9
+  blue = np.zeros((32, 32, 3), np.float32)
+  blue[..., 2] = 0.9
+  left = np.zeros((32, 40), np.float32)
+  left[:, :20] = 1.0
+  config = tiny(
+    steps=40,
+    report_every=20,
+    style_layers=("relu1_1", "relu2_1"),
+    style_layer_weights=(0.05, 0.05),
+    content_weight=0.0,
+    init="gray",
+  )
+
+  def redness_left_minus_right(regions):
+    r = np.asarray(js.stylize(CONTENT, [red, blue], config, params=tiny_params, regions=regions).image)
+    lm, rm = r[:, :16].reshape(-1, 3).mean(0), r[:, 24:].reshape(-1, 3).mean(0)
+    return (lm[0] - lm[2]) - (rm[0] - rm[2])
+
+  assert redness_left_minus_right([left, 1.0 - left]) > 0.04
+  assert redness_left_minus_right([1.0 - left, left]) < -0.04
+  with pytest.raises(ValueError, match="2 region maps for 1 style"):
+    js.stylize(CONTENT, STYLE, tiny(), params=tiny_params, regions=[left, left])
+
+
+def test_cli_sweep_honours_mask_and_regions(tmp_path, tiny_weights_file, monkeypatch, capsys):
+  monkeypatch.setenv("JAXSTYLE_WEIGHTS", str(tiny_weights_file))
+  images.save_image(tmp_path / "c.png", CONTENT)
+  images.save_image(tmp_path / "s.png", STYLE)
+  mask = np.ones((32, 40, 3), np.float32)
+  mask[:, :10] = 0
+  images.save_image(tmp_path / "m.png", mask)
+  args = [
+    "sweep",
+    tmp_path / "c.png",
+    tmp_path / "s.png",
+    "-o",
+    tmp_path / "o",
+    "--ratios",
+    "1e-3,1e-2",
+    "--size",
+    "40",
+    "--steps",
+    "3",
+    "--mask",
+    tmp_path / "m.png",
+    "--style-regions",
+    tmp_path / "m.png",
+    "-q",
+  ]
+  assert cli.main([str(a) for a in args]) == 0, capsys.readouterr().err
+  rec = json.loads((tmp_path / "o" / "sweep.json").read_text())
+  for m in rec["members"]:
+    out = images.load_image(tmp_path / "o" / m["image"])
+    np.testing.assert_allclose(out[:, :9], images.load_image(tmp_path / "c.png")[:, :9], atol=1.5 / 255)
+  bad = [*args[:-3], "--style-regions", tmp_path / "m.png", tmp_path / "m.png", "-q"]
+  assert cli.main([str(a) for a in bad]) == 2 and "one per style" in capsys.readouterr().err
