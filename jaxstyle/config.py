@@ -59,6 +59,10 @@ class StyleConfig:
       (Gaussian noise with the style image's per-channel mean and spread), or an image path.
     seed: random seed for noise initialisation.
     pooling: ``"max"`` or ``"avg"``.
+    native_pooling: the pooling the loss weights were calibrated with (presets set it).
+      When ``pooling`` differs, pool outputs are rescaled so that activation magnitudes
+      on the content image match the native pooling's (:func:`jaxstyle.vgg.pool_gains`)
+      and the weights still fit. ``None``: never rescale.
     clip: project the image onto [0, 1] after every step (Adam) instead of only at
       the end.
     report_every: steps per compiled chunk; progress is reported between chunks.
@@ -94,6 +98,7 @@ class StyleConfig:
   init: str = "content"
   seed: int = 0
   pooling: str = "max"
+  native_pooling: str | None = None
   clip: bool = False
   report_every: int = 25
 
@@ -130,6 +135,8 @@ class StyleConfig:
     _choice("optimizer", self.optimizer, OPTIMIZERS)
     _choice("lbfgs_linesearch", self.lbfgs_linesearch, ("backtracking", "zoom"))
     _choice("pooling", self.pooling, POOLINGS)
+    if self.native_pooling is not None:
+      _choice("native_pooling", self.native_pooling, POOLINGS)
     for field in ("learning_rate", "adam_eps", "style_scale"):
       v = getattr(self, field)
       if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):

@@ -20,13 +20,15 @@ class Targets(NamedTuple):
   stylize), the optimized variable ``z`` becomes the image ``mask * z + (1 - mask) *
   anchor``, so the unmasked region stays the ``anchor`` (the content) exactly. With
   ``regions`` (``(K, H, W)``), style ``k`` applies in region ``k`` and ``style`` holds
-  ``(1, K, C, C)`` Grams, one per style image."""
+  ``(1, K, C, C)`` Grams, one per style image. ``pool_gains`` (``(5,)``) rescale the
+  pool outputs when the pooling is not the one the weights were calibrated with."""
 
   content: dict[str, jax.Array]
   style: dict[str, jax.Array]
   mask: jax.Array | None = None
   anchor: jax.Array | None = None
   regions: jax.Array | None = None
+  pool_gains: jax.Array | None = None
 
 
 def compose(z: jax.Array, targets: Targets) -> jax.Array:
@@ -99,12 +101,15 @@ def compute_targets(
   styles = list(style) if isinstance(style, (list, tuple)) else [style]
   blend = style_blend_weights(config, len(styles))
   key = _target_key(config)
-  parts = [_targets(params, jnp.asarray(content)[None], jnp.asarray(s)[None], key) for s in styles]
+  gains = None
+  if config.native_pooling is not None and config.native_pooling != config.pooling:
+    gains = vgg.pool_gains(params, jnp.asarray(content)[None], native=config.native_pooling, pooling=config.pooling)
+  parts = [_targets(params, jnp.asarray(content)[None], jnp.asarray(s)[None], gains, key) for s in styles]
   if per_style:
     grams = {k: jnp.stack([t.style[k][0] for t in parts])[None] for k in parts[0].style}
   else:
     grams = {k: sum(w * t.style[k] for w, t in zip(blend, parts, strict=True)) for k in parts[0].style}
-  return Targets(parts[0].content, grams)
+  return Targets(parts[0].content, grams, pool_gains=gains)
 
 
 def style_blend_weights(config: StyleConfig, n: int) -> list[float]:
@@ -124,11 +129,12 @@ def _target_key(config: StyleConfig) -> tuple:
   )
 
 
-@functools.partial(jax.jit, static_argnums=3)
-def _targets(params, content, style, key) -> Targets:
+@functools.partial(jax.jit, static_argnums=4)
+def _targets(params, content, style, gains, key) -> Targets:
   content_layers, style_layers, pooling, gram_norm = key
-  c = vgg.extract_features(params, content, content_layers, pooling=pooling) if content_layers else {}
-  s = vgg.extract_features(params, style, style_layers, pooling=pooling) if style_layers else {}
+  kw = dict(pooling=pooling, pool_gains=gains)
+  c = vgg.extract_features(params, content, content_layers, **kw) if content_layers else {}
+  s = vgg.extract_features(params, style, style_layers, **kw) if style_layers else {}
   return Targets(c, {k: losses.gram_matrix(v, normalize=gram_norm) for k, v in s.items()})
 
 
@@ -153,7 +159,7 @@ def objective(
     ``(total, parts)``: a scalar and a dict of weighted scalar parts.
   """
   x = compose(jnp.asarray(image), targets)[None]
-  feats = vgg.extract_features(params, x, static.layers, pooling=static.pooling)
+  feats = vgg.extract_features(params, x, static.layers, pooling=static.pooling, pool_gains=targets.pool_gains)
   total, parts = losses.total_loss(
     feats, targets.content, targets.style, x, weights, static.spec, regions=targets.regions
   )

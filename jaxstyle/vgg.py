@@ -157,12 +157,16 @@ class VGG19(nn.Module):
   pooling: str = "max"
 
   @nn.compact
-  def __call__(self, x: jax.Array, layers: Iterable[str] | None = None) -> dict[str, jax.Array]:
+  def __call__(
+    self, x: jax.Array, layers: Iterable[str] | None = None, pool_gains: jax.Array | None = None
+  ) -> dict[str, jax.Array]:
     """Runs the network up to the deepest requested layer.
 
     Args:
       x: ``(N, H, W, 3)`` preprocessed input (see :func:`preprocess`).
       layers: names to return; ``None`` returns every layer.
+      pool_gains: optional ``(5,)`` factors applied to the outputs of pool1..pool5 (see
+        :func:`pool_gains`).
 
     Returns:
       dict from canonical layer name to its ``(N, H', W', C)`` activation.
@@ -178,15 +182,47 @@ class VGG19(nn.Module):
         x = Conv3x3(self.widths[b - 1], name=name)(x)
       elif kind == "relu":
         x = nn.relu(x)
-      elif self.pooling == "max":
-        x = nn.max_pool(x, (2, 2), strides=(2, 2))
-      elif self.pooling == "avg":
-        x = nn.avg_pool(x, (2, 2), strides=(2, 2))
       else:
-        raise ValueError(f"pooling must be 'max' or 'avg', not {self.pooling!r}")
+        x = _pool(x, self.pooling)
+        if pool_gains is not None:
+          x = x * pool_gains[b - 1]
       if name in wanted:
         out[name] = x
     return out
+
+
+def _pool(x: jax.Array, pooling: str) -> jax.Array:
+  if pooling == "max":
+    return nn.max_pool(x, (2, 2), strides=(2, 2))
+  if pooling == "avg":
+    return nn.avg_pool(x, (2, 2), strides=(2, 2))
+  raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
+
+
+def pool_gains(params: Mapping, images: ArrayLike, *, native: str, pooling: str) -> jax.Array:
+  """Per-block factors that make ``pooling``'s outputs as large as ``native``'s.
+
+  Loss weights are calibrated for one pooling (the paper's average pooling gives smaller
+  activations than max pooling). Run through the ``native`` network, each pool's input
+  ``a`` gives ``gain = mean(native_pool(a)) / mean(pooling(a))``; multiplying the other
+  network's pool outputs by these keeps activation magnitudes, and so the weights,
+  comparable.
+
+  Args:
+    params: VGG19 params.
+    images: ``(N, H, W, 3)`` RGB in [0, 1], e.g. the content image.
+    native: the pooling the weights were calibrated with.
+    pooling: the pooling to use.
+
+  Returns:
+    ``(5,)`` float32 (ones when the two poolings are the same).
+  """
+  if native == pooling:
+    return jnp.ones((5,), jnp.float32)
+  pre = [f"relu{b}_{d}" for b, d in zip(range(1, 6), BLOCK_DEPTHS, strict=True)]
+  feats = extract_features(params, images, pre, pooling=native)
+  gains = [jnp.mean(_pool(feats[n], native)) / jnp.maximum(jnp.mean(_pool(feats[n], pooling)), 1e-12) for n in pre]
+  return jnp.stack(gains).astype(jnp.float32)
 
 
 def widths_of(params: Mapping) -> tuple[int, ...]:
@@ -216,6 +252,7 @@ def extract_features(
   layers: Iterable[str] | None = None,
   *,
   pooling: str = "max",
+  pool_gains: ArrayLike | None = None,
 ) -> dict[str, jax.Array]:
   """VGG19 activations of RGB images.
 
@@ -225,6 +262,7 @@ def extract_features(
     layers: layer names (aliases allowed); ``None`` for all. Computation stops at the
       deepest one.
     pooling: ``"max"`` or ``"avg"``.
+    pool_gains: optional ``(5,)`` factors for the pool outputs (:func:`pool_gains`).
 
   Returns:
     dict from each requested name, as given, to its ``(N, H', W', C)`` activation
@@ -239,6 +277,7 @@ def extract_features(
   names = list(LAYERS) if layers is None else list(layers)
   canon = [canonical_layer(n) for n in names]
   model = VGG19(widths=widths_of(params), pooling=pooling)
-  feats = model.apply({"params": params}, preprocess(images), canon)
+  gains = None if pool_gains is None else jnp.asarray(pool_gains, jnp.float32)
+  feats = model.apply({"params": params}, preprocess(images), canon, gains)
   out = {n: feats[c] for n, c in zip(names, canon, strict=True)}
   return {n: v[0] for n, v in out.items()} if single else out

@@ -48,3 +48,19 @@ def test_each_preset_lowers_the_loss(real_params, shared_images, name):
   r = js.stylize(shared_images / "tubingen.jpg", shared_images / "starry_night.jpg", config, params=real_params)
   start, end = float(r.history["total"][0]), r.losses["total"]
   assert np.isfinite(end) and end < FACTORS[name] * start, (name, start, end, end / start)
+
+
+def test_switching_pooling_keeps_the_preset_weights_fitting(real_params, shared_images):
+  """gatys is calibrated for average pooling; with --pooling max the gains keep the loss scale and
+  the content/style balance near the native run's (without them the start is ~70x larger)."""
+  run = lambda **kw: js.stylize(
+    shared_images / "tubingen.jpg",
+    shared_images / "starry_night.jpg",
+    presets.gatys(size=128, steps=30, report_every=10, **kw),
+    params=real_params,
+  )
+  native, switched, raw = run(), run(pooling="max"), run(pooling="max", native_pooling=None)
+  ratio = lambda r: r.losses["style"] / r.losses["content"]
+  assert 0.25 < switched.history["total"][0] / native.history["total"][0] < 4
+  assert raw.history["total"][0] / native.history["total"][0] > 20
+  assert 1 / 3 < ratio(switched) / ratio(native) < 3

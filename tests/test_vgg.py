@@ -124,3 +124,16 @@ def test_conv3x3_matches_flax_conv_and_its_gradients():
   g_ours = jax.jit(jax.grad(f(ours), argnums=(0, 1)))(p, x)
   for a, b in zip(jax.tree.leaves(g_ours), jax.tree.leaves(g_ref), strict=True):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_pool_gains_make_pooled_activations_comparable(tiny_params):
+  """Max pooling scaled by the gains has (block by block) the magnitude of average pooling."""
+  x = jnp.asarray(np.random.default_rng(5).uniform(size=(1, 32, 32, 3)), jnp.float32)
+  np.testing.assert_array_equal(vgg.pool_gains(tiny_params, x, native="avg", pooling="avg"), np.ones(5))
+  gains = np.asarray(vgg.pool_gains(tiny_params, x, native="avg", pooling="max"))
+  assert np.all((gains > 0) & (gains <= 1.0 + 1e-6))  # max pooling is never smaller than average pooling
+  ref = vgg.extract_features(tiny_params, x, ["pool1"], pooling="avg")["pool1"]
+  raw = vgg.extract_features(tiny_params, x, ["pool1"], pooling="max")["pool1"]
+  scaled = vgg.extract_features(tiny_params, x, ["pool1"], pooling="max", pool_gains=gains)["pool1"]
+  np.testing.assert_allclose(float(jnp.mean(scaled)), float(jnp.mean(ref)), rtol=1e-4)
+  assert float(jnp.mean(raw)) > float(jnp.mean(ref))
