@@ -54,6 +54,8 @@ gallery: $(STAMP) $(WEIGHTS)
 	$(RUN)/init_style.jpg --init style
 	$(RUN)/max_pooling.jpg --pooling max
 	$(RUN)/mask.jpg --mask jaxstyle/samples/sky_mask.png
+	$(BIN)/jaxstyle stylize $(C) $(S) jaxstyle/samples/mosaic.png --size 256 --steps 100 -q -o $(GALLERY)/regions.jpg \
+	  --style-regions jaxstyle/samples/sky_mask.png jaxstyle/samples/ground_mask.png
 	rm -f $(GALLERY)/*.json
 
 clean:

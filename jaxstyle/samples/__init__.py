@@ -1,8 +1,9 @@
 """Built-in sample images, drawn by this package's own code (so their licence is ours).
 
 ``landscape.png`` (content): a rendered mountain lake at dusk. ``strokes.png`` (style):
-short brush strokes that follow a swirling flow field. ``sky_mask.png``: the landscape's
-sky, for ``--mask``. All ship with the package;
+short brush strokes that follow a swirling flow field. ``mosaic.png`` (a second style):
+warm polygon tiles. ``sky_mask.png`` and ``ground_mask.png``: the landscape's sky and the
+rest, for ``--mask`` and ``--style-regions``. All ship with the package;
 ``python -m jaxstyle.samples`` redraws them from :func:`draw_landscape` and
 :func:`draw_strokes`, which are deterministic.
 """
@@ -27,6 +28,32 @@ def style_path() -> str:
 
 def mask_path() -> str:
   return str(HERE / "sky_mask.png")
+
+
+def ground_mask_path() -> str:
+  return str(HERE / "ground_mask.png")
+
+
+def mosaic_path() -> str:
+  return str(HERE / "mosaic.png")
+
+
+def draw_mosaic(width: int = 512, height: int = 512, seed: int = 3) -> Image.Image:
+  """A second style: warm, flat polygon tiles with dark grout."""
+  rng = np.random.default_rng(seed)
+  im = Image.new("RGB", (width, height), (40, 25, 20))
+  d = ImageDraw.Draw(im)
+  palette = np.array([[200, 80, 40], [230, 150, 60], [170, 40, 50], [240, 210, 150], [120, 60, 30]])
+  step = 24
+  for y in range(0, height + step, step):
+    for x in range(0, width + step, step):
+      pts = [
+        (x + rng.uniform(-10, 10) + dx, y + rng.uniform(-10, 10) + dy)
+        for dx, dy in ((0, 0), (step, 0), (step, step), (0, step))
+      ]
+      colour = tuple(int(c) for c in np.clip(palette[rng.integers(len(palette))] + rng.normal(0, 12, 3), 0, 255))
+      d.polygon(pts, fill=colour, outline=(40, 25, 20), width=3)
+  return im.filter(ImageFilter.GaussianBlur(0.5))
 
 
 def draw_sky_mask(width: int = 512, height: int = 384) -> Image.Image:

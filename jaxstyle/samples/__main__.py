@@ -1,8 +1,13 @@
 """Redraws the built-in samples: ``python -m jaxstyle.samples``."""
 
-from jaxstyle.samples import content_path, draw_landscape, draw_sky_mask, draw_strokes, mask_path, style_path
+from PIL import ImageOps
 
-draw_landscape().save(content_path())
-draw_strokes().save(style_path())
-draw_sky_mask().save(mask_path())
-print(f"wrote {content_path()}, {style_path()} and {mask_path()}")
+from jaxstyle import samples
+
+samples.draw_landscape().save(samples.content_path())
+samples.draw_strokes().save(samples.style_path())
+samples.draw_mosaic().save(samples.mosaic_path())
+sky = samples.draw_sky_mask()
+sky.save(samples.mask_path())
+ImageOps.invert(sky).save(samples.ground_mask_path())
+print(f"wrote the samples in {samples.HERE}")
