@@ -104,12 +104,13 @@ def compute_targets(
   gains = None
   if config.native_pooling is not None and config.native_pooling != config.pooling:
     gains = vgg.pool_gains(params, jnp.asarray(content)[None], native=config.native_pooling, pooling=config.pooling)
-  parts = [_targets(params, jnp.asarray(content)[None], jnp.asarray(s)[None], gains, key) for s in styles]
+  content_feats = _content_features(params, jnp.asarray(content)[None], gains, key)
+  parts = [_style_grams(params, jnp.asarray(s)[None], gains, key) for s in styles]
   if per_style:
-    grams = {k: jnp.stack([t.style[k][0] for t in parts])[None] for k in parts[0].style}
+    grams = {k: jnp.stack([g[k][0] for g in parts])[None] for k in parts[0]}
   else:
-    grams = {k: sum(w * t.style[k] for w, t in zip(blend, parts, strict=True)) for k in parts[0].style}
-  return Targets(parts[0].content, grams, pool_gains=gains)
+    grams = {k: sum(w * g[k] for w, g in zip(blend, parts, strict=True)) for k in parts[0]}
+  return Targets(content_feats, grams, pool_gains=gains)
 
 
 def style_blend_weights(config: StyleConfig, n: int) -> list[float]:
@@ -129,13 +130,21 @@ def _target_key(config: StyleConfig) -> tuple:
   )
 
 
-@functools.partial(jax.jit, static_argnums=4)
-def _targets(params, content, style, gains, key) -> Targets:
-  content_layers, style_layers, pooling, gram_norm = key
-  kw = dict(pooling=pooling, pool_gains=gains)
-  c = vgg.extract_features(params, content, content_layers, **kw) if content_layers else {}
-  s = vgg.extract_features(params, style, style_layers, **kw) if style_layers else {}
-  return Targets(c, {k: losses.gram_matrix(v, normalize=gram_norm) for k, v in s.items()})
+@functools.partial(jax.jit, static_argnums=3)
+def _content_features(params, content, gains, key) -> dict[str, jax.Array]:
+  content_layers, _, pooling, _ = key
+  if not content_layers:
+    return {}
+  return vgg.extract_features(params, content, content_layers, pooling=pooling, pool_gains=gains)
+
+
+@functools.partial(jax.jit, static_argnums=3)
+def _style_grams(params, style, gains, key) -> dict[str, jax.Array]:
+  _, style_layers, pooling, gram_norm = key
+  if not style_layers:
+    return {}
+  feats = vgg.extract_features(params, style, style_layers, pooling=pooling, pool_gains=gains)
+  return {k: losses.gram_matrix(v, normalize=gram_norm) for k, v in feats.items()}
 
 
 def objective(

@@ -23,7 +23,7 @@ import optax
 from jax.typing import ArrayLike
 
 from jaxstyle import lbfgs, losses
-from jaxstyle.compilation import BATCH_AXES, ResourceError, available_memory, check_memory, compiled  # noqa: F401
+from jaxstyle.compilation import check_memory, compiled
 from jaxstyle.config import StyleConfig
 from jaxstyle.objective import Static, Targets, compose, compute_targets, objective  # noqa: F401
 from jaxstyle.problem import as_image, finish, setup_problem
@@ -226,8 +226,6 @@ def optimize(
   x = jnp.array(image if resume is None else resume.image, jnp.float32, copy=True)  # the loop donates x
   # A batch sharded over devices keeps every per-member output sharded the same way.
   out_sharding = x.sharding if batched and isinstance(x.sharding, jax.sharding.NamedSharding) else None
-  if out_sharding is None and isinstance(image, jax.Array) and batched:
-    x = jax.device_put(x, image.sharding)
   init_fn, t_init = compiled(
     "init", init_state, (x, params, targets, weights), static=static, batched=batched, out_sharding=out_sharding
   )

@@ -87,6 +87,11 @@ def as_mask(mask: ArrayLike | str | os.PathLike) -> np.ndarray:
   return np.clip(m.mean(axis=-1, keepdims=True), 0.0, 1.0).astype(np.float32)
 
 
+def _fit(mask, shape: tuple[int, int]) -> np.ndarray:
+  """A mask (array or path) resized to ``shape``: ``(H, W, 1)``."""
+  return imageio.resize(as_mask(mask), shape)
+
+
 def color_inputs(content: np.ndarray, styles: list[np.ndarray], config: StyleConfig):
   """Content and styles in the working colour space of ``config.preserve_color``."""
   from jaxstyle import color
@@ -128,11 +133,10 @@ def setup_problem(params, content, style, config: StyleConfig, *, mask=None, reg
   if regions is not None:
     if len(regions) != len(styles):
       raise ValueError(f"{len(regions)} region maps for {len(styles)} style images; give one per style")
-    maps = [imageio.resize(np.repeat(as_mask(r), 3, axis=-1), work.shape[:2])[..., 0] for r in regions]
+    maps = [_fit(r, work.shape[:2])[..., 0] for r in regions]
     targets = targets._replace(regions=jnp.asarray(np.stack(maps)))
   if mask is not None:
-    m = imageio.resize(np.repeat(as_mask(mask), 3, axis=-1), work.shape[:2])[..., :1]
-    targets = targets._replace(mask=jnp.asarray(m), anchor=jnp.asarray(work))
+    targets = targets._replace(mask=jnp.asarray(_fit(mask, work.shape[:2])), anchor=jnp.asarray(work))
   if start is not None:
     x0 = imageio.resize(np.asarray(start, np.float32), work.shape[:2])
     if config.preserve_color == "luminance":

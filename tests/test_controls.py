@@ -122,13 +122,20 @@ def test_icc_profile_is_carried(tmp_path):
   assert Image.open(tmp_path / "o.png").info.get("icc_profile") == icc
 
 
-def test_cli_controls_end_to_end(tmp_path, tiny_weights_file, monkeypatch, capsys):
+@pytest.fixture
+def cli_files(tmp_path, tiny_weights_file, monkeypatch):
+  """Content, style and a mask (black over the first 10 columns) on disk; tiny weights in use."""
   monkeypatch.setenv("JAXSTYLE_WEIGHTS", str(tiny_weights_file))
   images.save_image(tmp_path / "c.png", CONTENT)
   images.save_image(tmp_path / "s.png", STYLE)
   mask = np.ones((32, 40, 3), np.float32)
   mask[:, :10] = 0
   images.save_image(tmp_path / "m.png", mask)
+  return tmp_path
+
+
+def test_cli_controls_end_to_end(cli_files, capsys):
+  tmp_path = cli_files
   args = [
     "stylize",
     tmp_path / "c.png",
@@ -219,13 +226,8 @@ def test_each_region_takes_its_own_style(tiny_params):
     js.stylize(CONTENT, STYLE, tiny(), params=tiny_params, regions=[left, left])
 
 
-def test_cli_sweep_honours_mask_and_regions(tmp_path, tiny_weights_file, monkeypatch, capsys):
-  monkeypatch.setenv("JAXSTYLE_WEIGHTS", str(tiny_weights_file))
-  images.save_image(tmp_path / "c.png", CONTENT)
-  images.save_image(tmp_path / "s.png", STYLE)
-  mask = np.ones((32, 40, 3), np.float32)
-  mask[:, :10] = 0
-  images.save_image(tmp_path / "m.png", mask)
+def test_cli_sweep_honours_mask_and_regions(cli_files, capsys):
+  tmp_path = cli_files
   args = [
     "sweep",
     tmp_path / "c.png",
@@ -251,3 +253,4 @@ def test_cli_sweep_honours_mask_and_regions(tmp_path, tiny_weights_file, monkeyp
     np.testing.assert_allclose(out[:, :9], images.load_image(tmp_path / "c.png")[:, :9], atol=1.5 / 255)
   bad = [*args[:-3], "--style-regions", tmp_path / "m.png", tmp_path / "m.png", "-q"]
   assert cli.main([str(a) for a in bad]) == 2 and "one per style" in capsys.readouterr().err
+
