@@ -369,14 +369,17 @@ def _check_output(out: str, inputs: Sequence[str]) -> None:
         raise CliError(f"{p}: output would overwrite input {i}")
 
 
-def _load_inputs(content_path: str, style_paths: Sequence[str], config):
+def _load_inputs(content_path: str, style_paths: Sequence[str], config, args):
+  """Every input image of a run (content, styles, mask, region maps), read before the
+  network is loaded or anything is written, so that a bad file fails at once."""
   from jaxstyle import images
 
   content = images.load_image(content_path)
   styles = [images.load_image(p) for p in style_paths]
   if config.init not in ("content", "noise", "gray", "style"):
-    images.load_image(config.init)  # fail now, not after loading the network
-  return content, styles
+    images.load_image(config.init)
+  mask = images.load_image(args.mask) if getattr(args, "mask", None) else None
+  return content, styles, mask, _load_regions(args, len(style_paths))
 
 
 def _inputs_of(content_path: str, style_paths: Sequence[str], config, mask=None, regions=None) -> list[str]:
@@ -451,11 +454,9 @@ def run_stylize(content_path: str, style_paths: Sequence[str], out: str, config,
   _check_output(out, inputs)
   if sheet:
     _check_output(sheet, inputs)
-  content, styles = _load_inputs(content_path, style_paths, config)
-  mask = images.load_image(mask_path) if mask_path else None
-  regions = _load_regions(args, len(style_paths))
+  content, styles, mask, regions = _load_inputs(content_path, style_paths, config, args)
   first = dataclasses.replace(config, size=config.output_size, scales=None)
-  prepared, _ = js.problem.prepare_images(content, styles, first)  # size and blend checks before the weights
+  prepared, prepared_styles = js.problem.prepare_images(content, styles, first)  # checks before the weights
   resume = None
   if getattr(args, "resume", None):
     resume = checkpoint.load(args.resume, config)
@@ -491,9 +492,9 @@ def run_stylize(content_path: str, style_paths: Sequence[str], out: str, config,
     out, image, bit_depth=getattr(args, "bit_depth", 8), icc_profile=images.read_icc_profile(content_path)
   )
   if sheet:
-    c, ss = js.problem.prepare_images(content, styles, first)
+    ss = prepared_styles
     labels = ["content"] + [f"style {i + 1}" if len(ss) > 1 else "style" for i in range(len(ss))] + ["result"]
-    images.save_image(sheet, images.contact_sheet([c, *ss, image], labels))
+    images.save_image(sheet, images.contact_sheet([prepared, *ss, image], labels))
   status = result.status
   if status == "stopped":
     status = "interrupted"
@@ -628,7 +629,7 @@ def cmd_sweep(args) -> int:
   if os.path.exists(out) and not os.path.isdir(out):
     raise CliError(f"{out}: exists and is not a directory")
   inputs = _inputs_of(args.content, args.style, config, args.mask, args.style_regions)
-  content, styles = _load_inputs(args.content, args.style, config)
+  content, styles, mask, regions = _load_inputs(args.content, args.style, config, args)
   js.problem.prepare_images(content, styles, run_config)
   params, winfo = _params(args.weights)
   os.makedirs(out, exist_ok=True)
@@ -638,7 +639,6 @@ def cmd_sweep(args) -> int:
   if not args.quiet:
     print(f"sweep of {len(members)} members on {sweep.device_summary()}", file=sys.stderr)
   t0 = time.perf_counter()
-  mask = images.load_image(args.mask) if args.mask else None
   result = sweep.stylize_sweep(
     content,
     styles,
@@ -646,7 +646,7 @@ def cmd_sweep(args) -> int:
     batch_weights,
     params=params,
     mask=mask,
-    regions=_load_regions(args, len(args.style)),
+    regions=regions,
     batch_size=args.batch,
     callback=_ProgressPrinter(args.quiet),
   )

@@ -254,3 +254,15 @@ def test_cli_sweep_honours_mask_and_regions(cli_files, capsys):
   bad = [*args[:-3], "--style-regions", tmp_path / "m.png", tmp_path / "m.png", "-q"]
   assert cli.main([str(a) for a in bad]) == 2 and "one per style" in capsys.readouterr().err
 
+
+
+def test_cli_sweep_bad_mask_or_regions_write_nothing(cli_files, capsys):
+  """Masks and region maps are read before anything is created."""
+  base = ["sweep", cli_files / "c.png", cli_files / "s.png", "--ratios", "1e-3", "--size", "40", "--steps", "2", "-q"]
+  for extra, msg in [
+    (["--mask", cli_files / "none.png"], "no such file"),
+    (["--style-regions", cli_files / "m.png", cli_files / "m.png"], "one per style"),
+  ]:
+    out = cli_files / "new_dir"
+    assert cli.main([str(a) for a in [*base, "-o", out, *extra]]) == 2
+    assert msg in capsys.readouterr().err and not out.exists()
