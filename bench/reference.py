@@ -30,7 +30,7 @@ def available() -> str | None:
 def pastiche_config(**overrides) -> StyleConfig:
   """jaxstyle configured to pastiche's default objective: relu4_2 content weight 0.01;
   style relu1_1..relu5_1 each weighted 10/C^2; Gram / (H*W); mean squared errors;
-  max pooling; L-BFGS."""
+  max pooling (no pool gains); L-BFGS."""
   widths = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512, "relu5_1": 512}
   settings = dict(
     content_layer_weights=(0.01,),
@@ -41,6 +41,7 @@ def pastiche_config(**overrides) -> StyleConfig:
     content_reduction="mean",
     style_reduction="mean",
     pooling="max",
+    native_pooling=None,  # pastiche's weights are for max pooling: no gains
     optimizer="lbfgs",
     init="content",
   )

@@ -111,6 +111,12 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
   g.add_argument("--init", help="content, noise, gray, or an image path")
   g.add_argument("--seed", type=_nonneg_int, help="random seed (noise init)")
   g.add_argument("--pooling", choices=("max", "avg"))
+  g.add_argument(
+    "--conv",
+    choices=("auto", "direct", "winograd"),
+    help="VGG convolution algorithm (default auto: Winograd on CPU, direct on GPU/TPU)",
+  )
+  g.add_argument("--lbfgs-memory", type=_positive_int, metavar="N", help="L-BFGS correction pairs (default 100)")
   g.add_argument("--style-scale", type=_number, help="style image size relative to the content (default 1)")
   g.add_argument("--style-blend", type=_floats, metavar="W,...", help="weights of several style images (default equal)")
   g.add_argument(
@@ -236,6 +242,8 @@ def _config_from_args(args):
     "init": "init",
     "seed": "seed",
     "pooling": "pooling",
+    "conv": "conv",
+    "lbfgs_memory": "lbfgs_memory",
     "style_scale": "style_scale",
     "report_every": "report_every",
   }
@@ -570,6 +578,10 @@ def stylize_command(content: str, styles: Sequence[str], out: str, config, weigh
     str(config.seed),
     "--pooling",
     config.pooling,
+    "--conv",
+    config.conv,
+    "--lbfgs-memory",
+    str(config.lbfgs_memory),
     "--style-scale",
     num(config.style_scale),
     "--report-every",

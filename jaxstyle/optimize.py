@@ -22,7 +22,7 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
-from jaxstyle import lbfgs, losses
+from jaxstyle import lbfgs, losses, vgg
 from jaxstyle.compilation import check_memory, compiled
 from jaxstyle.config import StyleConfig
 from jaxstyle.objective import Static, Targets, compose, compute_targets, objective  # noqa: F401
@@ -210,7 +210,7 @@ def optimize(
 
   Args:
     image: ``(H, W, 3)``, or ``(B, H, W, 3)`` when ``batched``.
-    params: VGG19 params.
+    params: VGG19 params (prepared for ``config.conv`` here, see :func:`jaxstyle.vgg.prepare`).
     targets: from :func:`compute_targets`.
     weights: scalar leaves, or leaves with a leading ``B`` axis when ``batched``.
     config: settings.
@@ -223,6 +223,7 @@ def optimize(
     a :class:`Run`; arrays carry a leading ``B`` axis when ``batched``.
   """
   static = Static.from_config(config)
+  params = vgg.prepare(params, config.conv)
   x = jnp.array(image if resume is None else resume.image, jnp.float32, copy=True)  # the loop donates x
   # A batch sharded over devices keeps every per-member output sharded the same way.
   out_sharding = x.sharding if batched and isinstance(x.sharding, jax.sharding.NamedSharding) else None

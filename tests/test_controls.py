@@ -255,7 +255,6 @@ def test_cli_sweep_honours_mask_and_regions(cli_files, capsys):
   assert cli.main([str(a) for a in bad]) == 2 and "one per style" in capsys.readouterr().err
 
 
-
 def test_cli_sweep_bad_mask_or_regions_write_nothing(cli_files, capsys):
   """Masks and region maps are read before anything is created."""
   base = ["sweep", cli_files / "c.png", cli_files / "s.png", "--ratios", "1e-3", "--size", "40", "--steps", "2", "-q"]
