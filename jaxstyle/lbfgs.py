@@ -4,7 +4,8 @@ optax's ``lbfgs`` uses a zoom line search whose ``lax.cond`` branches become sel
 under ``vmap``, evaluating every branch's loss and gradient: a sweep of two members then
 costs ten times one. Here each step tries the full L-BFGS step with one value-and-grad
 and only halves it, in a ``while_loop`` that runs while any member still needs it, when
-the Armijo condition fails. The direction is optax's ``scale_by_lbfgs``; the first step
+the Armijo condition fails. All trials share that one loop, so the objective appears
+once in the compiled step. The direction is optax's ``scale_by_lbfgs``; the first step
 is scaled by ``min(1, 1/|g|_1)``, as torch's L-BFGS does.
 """
 
@@ -26,6 +27,20 @@ class State(NamedTuple):
   grad: jax.Array
   count: jax.Array
   backtracks: jax.Array
+
+
+class _Search(NamedTuple):
+  """The line search's loop state."""
+
+  t_try: jax.Array  # the next trial step
+  t: jax.Array  # the accepted step, with its loss and gradient
+  v: jax.Array
+  gr: jax.Array
+  ok: jax.Array
+  k: jax.Array  # failed trials (halvings)
+  j: jax.Array  # doublings tried
+  grow: jax.Array  # the next trial is a doubling
+  done: jax.Array
 
 
 def init(x: jax.Array, value: jax.Array, grad: jax.Array, *, memory_size: int = 10) -> State:
@@ -78,41 +93,35 @@ def step(
     ok = jnp.isfinite(v) & (v <= state.value - c1 * t * slope)
     return v, gr, ok
 
-  v, gr, ok = trial(t0)
-
-  def cond(c):
-    return ~c[3] & (c[4] < max_backtracks)
-
-  def body(c):
-    t, _, _, _, k = c
-    t = 0.5 * t
-    v, gr, ok = trial(t)
-    return t, v, gr, ok, k + 1
-
-  t, v, gr, ok, k = jax.lax.while_loop(cond, body, (t0, v, gr, ok, jnp.int32(0)))
-
-  # Extrapolate: a step accepted at once may be far too short (a poorly scaled
-  # direction); double it while sufficient decrease holds and the slope stays steep.
   def steep(gr):
     return jnp.vdot(gr, d) > c2 * slope
 
-  def grow_cond(c):
-    return c[4] & steep(c[2]) & (c[5] < max_extrapolations)
+  # One while_loop evaluates every trial, so the objective is traced (and compiled) once per
+  # step. Phase 0 halves the step until Armijo holds; a step accepted at once may be far too
+  # short (a poorly scaled direction), so phase 1 doubles it while sufficient decrease holds,
+  # the loss still falls and the slope stays steep (weak Wolfe curvature condition unmet).
+  def body(c: _Search) -> _Search:
+    v2, gr2, ok2 = trial(c.t_try)
+    # phase 0: accept on Armijo, else halve until max_backtracks
+    acc0 = ~c.grow & ok2
+    # phase 1: keep a doubled step that still decreases the loss
+    keep = c.grow & ok2 & (v2 <= c.v)
+    take = acc0 | keep
+    t = jnp.where(take, c.t_try, c.t)
+    v = jnp.where(take, v2, c.v)
+    gr = jnp.where(take, gr2, c.gr)
+    k = c.k + (~c.grow & ~ok2)
+    j = c.j + c.grow
+    grow_next = (acc0 & (c.k == 0)) | keep
+    more = grow_next & steep(gr) & (j < max_extrapolations)
+    done = jnp.where(c.grow, ~more, (acc0 & ~more) | (~ok2 & (k > max_backtracks)))
+    t_try = jnp.where(more, 2.0 * t, 0.5 * c.t_try)
+    return _Search(t_try, t, v, gr, c.ok | acc0, k, j, more, done)
 
-  def grow(c):
-    t, v, gr, _, _, j = c
-    v2, gr2, ok2 = trial(2.0 * t)
-    keep = ok2 & (v2 <= v)
-    return (
-      jnp.where(keep, 2.0 * t, t),
-      jnp.where(keep, v2, v),
-      jnp.where(keep, gr2, gr),
-      ok,
-      keep,
-      j + 1,
-    )
-
-  t, v, gr, _, _, _ = jax.lax.while_loop(grow_cond, grow, (t, v, gr, ok, ok & (k == 0), jnp.int32(0)))
+  no, zero = jnp.bool_(False), jnp.int32(0)
+  start = _Search(t0, jnp.zeros((), jnp.float32), state.value, g, no, zero, zero, no, no)
+  res = jax.lax.while_loop(lambda c: ~c.done, body, start)
+  t, v, gr, ok, k = res.t, res.v, res.gr, res.ok, jnp.minimum(res.k, max_backtracks)
   # Failure: stay put and forget the curvature pairs, so the next step is steepest descent.
   fresh = optax.scale_by_lbfgs(memory_size=memory_size).init(x)
   x_new = jnp.where(ok, x - t * d, x)

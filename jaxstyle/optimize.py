@@ -223,7 +223,7 @@ def optimize(
     a :class:`Run`; arrays carry a leading ``B`` axis when ``batched``.
   """
   static = Static.from_config(config)
-  params = vgg.prepare(params, config.conv)
+  params = vgg.prepare(params, config.conv, layers=static.layers)
   x = jnp.array(image if resume is None else resume.image, jnp.float32, copy=True)  # the loop donates x
   # A batch sharded over devices keeps every per-member output sharded the same way.
   out_sharding = x.sharding if batched and isinstance(x.sharding, jax.sharding.NamedSharding) else None

@@ -137,3 +137,27 @@ def test_pool_gains_make_pooled_activations_comparable(tiny_params):
   scaled = vgg.extract_features(tiny_params, x, ["pool1"], pooling="max", pool_gains=gains)["pool1"]
   np.testing.assert_allclose(float(jnp.mean(scaled)), float(jnp.mean(ref)), rtol=1e-4)
   assert float(jnp.mean(raw)) > float(jnp.mean(ref))
+
+
+@pytest.mark.parametrize("mode", ["plain", "jit"])
+def test_pooling_and_its_gradient_match_numpy(mode):
+  """2x2 pooling (odd edges dropped, as VALID pooling does) and its gradient: max routes it
+  to each window's largest input, average spreads a quarter to each."""
+  x = np.random.default_rng(6).normal(size=(2, 5, 7, 3)).astype(np.float32)  # no ties
+  g = np.random.default_rng(7).normal(size=(2, 2, 3, 3)).astype(np.float32)
+  win = x[:, :4, :6].reshape(2, 2, 2, 3, 2, 3)
+  for pooling, want in (("max", win.max(axis=(2, 4))), ("avg", win.mean(axis=(2, 4)))):
+    f = lambda x, pooling=pooling: vgg._pool(x, pooling)  # noqa: E731
+    if mode == "jit":
+      f = jax.jit(f)
+    np.testing.assert_allclose(f(x), want, rtol=1e-6)
+    dx = np.asarray(jax.grad(lambda x, f=f: jnp.vdot(f(x), g))(x))
+    want_dx = np.zeros_like(x)
+    for n, i, j, c in np.ndindex(2, 2, 3, 3):
+      w = x[n, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2, c]
+      if pooling == "max":
+        a, b = np.unravel_index(np.argmax(w), (2, 2))
+        want_dx[n, 2 * i + a, 2 * j + b, c] = g[n, i, j, c]
+      else:
+        want_dx[n, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2, c] = g[n, i, j, c] / 4
+    np.testing.assert_allclose(dx, want_dx, rtol=1e-6, atol=1e-7)

@@ -86,6 +86,8 @@ def test_prepare_adds_and_strips_transformed_kernels(tiny_params):
   assert vgg.prepare(wide, "winograd", min_width=10**6)["conv2_2"]["winograd_fwd"] is wide["conv2_2"]["winograd_fwd"]
   assert jax.tree.structure(vgg.prepare(wide, "direct")) == jax.tree.structure(tiny_params)
   assert "winograd_fwd" not in vgg.prepare(tiny_params, "winograd")["conv2_2"]  # 8 < the default 128
+  upto = vgg.prepare(tiny_params, "winograd", min_width=8, layers=["relu3_1", "relu2_1"])
+  assert [n for n in upto if "winograd_fwd" in upto[n]] == ["conv2_2", "conv3_1"]
   with pytest.raises(ValueError, match="conv must be one of"):
     vgg.prepare(tiny_params, "fft")
 
