@@ -9,6 +9,7 @@ run: medians over repeats, jaxstyle and the reference alternating, compile time 
 2. Time to quality: wall time for each to reach the loss the reference reaches after 300
    of its L-BFGS steps, same objective, same start (the content image).
 3. Sweeps: image-steps per second for batches of 1, 2, 4, 8 loss weightings (gatys).
+4. Memory: XLA's memory analysis of a compiled chunk, and the largest image that fits.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import reference  # noqa: E402
 
 import jaxstyle as js  # noqa: E402
 from jaxstyle import images, optimize, presets, samples, sweep, vgg  # noqa: E402
+from jaxstyle.compilation import memory_need  # noqa: E402
 
 SHARED = HERE.parent.parent / "shared" / "images"
 
@@ -175,11 +177,12 @@ def bench_iterations(params, sizes, repeats, lines):
 
 
 TTQ_VARIANTS = (
-  # (label, config overrides, coarse steps at half size first)
-  ("L-BFGS backtracking, memory 10, direct convolutions (before #4)", dict(lbfgs_memory=10, conv="direct"), 0),
-  ("L-BFGS backtracking (defaults: memory 100, Winograd)", {}, 0),
-  ("L-BFGS zoom line search", dict(lbfgs_linesearch="zoom"), 0),
-  ("coarse to fine: 200 steps at half size, then L-BFGS backtracking", {}, 200),
+  # (label, config overrides, coarse levels run first: (size divisor, steps), ...)
+  ("L-BFGS backtracking, memory 10, direct convolutions (before #4)", dict(lbfgs_memory=10, conv="direct"), ()),
+  ("L-BFGS backtracking (defaults: memory 100, Winograd)", {}, ()),
+  ("L-BFGS zoom line search", dict(lbfgs_linesearch="zoom"), ()),
+  ("coarse to fine: 200 steps at 1/2 size, then the defaults", {}, ((2, 200),)),
+  ("coarse to fine: 100 steps at 1/4, 100 at 1/2, then the defaults", {}, ((4, 100), (2, 100))),
 )
 
 
@@ -207,14 +210,16 @@ def bench_time_to_quality(params, size, ref_steps, lines):
   for label, overrides, coarse in TTQ_VARIANTS:
     config = b["config"].replace(steps=3 * ref_steps, report_every=5, **overrides)
     start, coarse_s = b["content"], 0.0
-    if coarse:  # the same objective at half the size, then its result upsampled
-      h, w = b["content"].shape[:2]
-      small_c = images.resize(b["content"], max(h, w) // 2)
-      small_s = images.resize(b["style"], max(b["style"].shape[:2]) // 2)
+    h, w = b["content"].shape[:2]
+    for div, n in coarse:  # the same objective on smaller images, each result upsampled
+      small_c = images.resize(b["content"], max(h, w) // div)
+      small_s = images.resize(b["style"], max(b["style"].shape[:2]) // div)
       small_t = optimize.compute_targets(params, small_c, small_s, config)
-      pre_config = config.replace(steps=coarse, report_every=25)
-      pre = optimize.optimize(small_c, params, small_t, config.loss_weights(), pre_config)
-      start, coarse_s = images.resize(np.asarray(pre.image), (h, w)), pre.timings["run_s"]
+      x0 = small_c if start is b["content"] else images.resize(start, small_c.shape[:2])
+      pre = optimize.optimize(x0, params, small_t, config.loss_weights(), config.replace(steps=n, report_every=25))
+      start, coarse_s = np.asarray(pre.image), coarse_s + pre.timings["run_s"]
+    if coarse:
+      start = images.resize(start, (h, w))
     marks, reached = [], {}
 
     def cb(p, marks=marks, reached=reached):
@@ -228,7 +233,7 @@ def bench_time_to_quality(params, size, ref_steps, lines):
     run = optimize.optimize(start, params, b["targets"], config.loss_weights(), config, callback=cb, stop=stop)
     x = reached.get("x", np.asarray(run.image))
     final = float(optimize.objective(x, params, b["targets"], config.loss_weights(), static=direct)[0])
-    steps = f"{coarse} + " if coarse else ""
+    steps = "".join(f"{n} + " for _, n in coarse)
     if run.status == "stopped":
       st, t, _ = marks[-1]
       t += coarse_s
@@ -259,6 +264,41 @@ def bench_sweeps(params, size, steps, batches, lines):
   lines.append("")
 
 
+def chunk_memory(params, config, h: int, w: int) -> float:
+  """GiB XLA's memory analysis gives for one compiled chunk of L-BFGS steps on an h x w image
+  (arguments, outputs not aliased to donated arguments, temporaries; compiled from shapes,
+  nothing runs)."""
+  static = optimize.Static.from_config(config)
+  prepared = vgg.prepare(params, config.conv, layers=static.layers)
+  x = jax.ShapeDtypeStruct((h, w, 3), jnp.float32)
+  targets = jax.eval_shape(lambda c: optimize.compute_targets(params, c, c, config), x)
+  weights = config.loss_weights()
+  state = jax.eval_shape(lambda x, t: optimize.init_state(x, prepared, t, weights, static=static), x, targets)
+  f = jax.jit(lambda *a: optimize.run_chunk(*a, static=static), donate_argnums=(0, 1))
+  m = f.lower(x, state, jnp.int32(0), prepared, targets, weights).compile().memory_analysis()
+  return memory_need(m) / 2**30
+
+
+def bench_memory(params, lines, budget_gib: float = 24.0):
+  lines += [
+    "## 4. Memory (gatys, L-BFGS chunk, 4:3 images)",
+    "",
+    f"XLA's memory analysis of the compiled chunk; the largest image that fits in {budget_gib:.0f} GiB is "
+    "extrapolated linearly in pixels from the two sizes (not run).",
+    "",
+    "| convolutions | 512 x 384 GiB | 1024 x 768 GiB | largest 4:3 image in 24 GiB |",
+    "|---|---|---|---|",
+  ]
+  for conv in ("direct", "winograd"):
+    config = presets.gatys(conv=conv)
+    small, big = chunk_memory(params, config, 384, 512), chunk_memory(params, config, 768, 1024)
+    per_px = (big - small) / (768 * 1024 - 384 * 512)
+    side = int(((budget_gib - (small - per_px * 384 * 512)) / per_px * 4 / 3) ** 0.5)
+    lines.append(f"| {conv} | {small:.2f} | {big:.2f} | about {side} x {side * 3 // 4} |")
+    print(lines[-1], flush=True)
+  lines.append("")
+
+
 def main(argv=None) -> int:
   ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument("--sizes", default="128,256,512", help="longest sides for the iteration table")
@@ -268,7 +308,7 @@ def main(argv=None) -> int:
   ap.add_argument("--sweep-size", type=int, default=256)
   ap.add_argument("--sweep-steps", type=int, default=10)
   ap.add_argument("--batches", default="1,2,4,8")
-  ap.add_argument("--skip", default="", help="comma-separated sections to skip: iter,ttq,sweep")
+  ap.add_argument("--skip", default="", help="comma-separated sections to skip: iter,ttq,sweep,memory")
   ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
   args = ap.parse_args(argv)
   skip = set(args.skip.split(","))
@@ -291,6 +331,8 @@ def main(argv=None) -> int:
     bench_time_to_quality(params, args.ttq_size, args.ttq_steps, lines)
   if "sweep" not in skip:
     bench_sweeps(params, args.sweep_size, args.sweep_steps, [int(b) for b in args.batches.split(",")], lines)
+  if "memory" not in skip:
+    bench_memory(params, lines)
   Path(args.out).write_text("\n".join(lines) + "\n")
   print(f"wrote {args.out}")
   return 0

@@ -64,3 +64,28 @@ def test_switching_pooling_keeps_the_preset_weights_fitting(real_params, shared_
   assert 0.25 < switched.history["total"][0] / native.history["total"][0] < 4
   assert raw.history["total"][0] / native.history["total"][0] > 20
   assert 1 / 3 < ratio(switched) / ratio(native) < 3
+
+
+def test_winograd_objective_equals_direct(real_params, shared_images):
+  """The real network through Winograd (what conv="auto" runs on CPU): loss within 1e-5 and
+  gradient within 1e-3 of direct convolutions, at the content image and at a noisy one."""
+  import jax
+  import jax.numpy as jnp
+
+  from jaxstyle import optimize, vgg
+
+  content = images.load_image(shared_images / "tubingen.jpg", size=96)
+  style = images.load_image(shared_images / "starry_night.jpg", size=96)
+  config = presets.gatys(size=None)
+  targets = optimize.compute_targets(real_params, content, style, config)
+  static = optimize.Static.from_config(config)
+  wino = vgg.prepare(real_params, "winograd", layers=static.layers)
+  assert "winograd_fwd" in wino["conv2_2"] and "winograd_fwd" not in wino["conv2_1"]  # from 128 channels
+  f = jax.jit(
+    jax.value_and_grad(lambda x, p: optimize.objective(x, p, targets, config.loss_weights(), static=static)[0])
+  )
+  noisy = np.clip(content + 0.1 * np.random.default_rng(0).normal(size=content.shape), 0, 1).astype(np.float32)
+  for x in (content, noisy):
+    (vd, gd), (vw, gw) = f(x, real_params), f(x, wino)
+    np.testing.assert_allclose(float(vw), float(vd), rtol=1e-5)
+    assert float(jnp.linalg.norm(gw - gd)) <= 1e-3 * float(jnp.linalg.norm(gd))

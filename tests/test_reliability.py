@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -320,3 +322,12 @@ def test_random_bytes_and_arguments(files, capsys):
       if "kept the last finite image" not in last:  # the one error that writes what it has
         assert not (out / f"r{case}.png").exists(), args
     assert not [p for p in os.listdir(out) if ".part" in p], args
+
+
+def test_memory_need_counts_donated_buffers_once():
+  from jaxstyle.compilation import memory_need
+
+  x = jnp.ones((100, 100), jnp.float32)
+  donated = jax.jit(lambda x: x * 2, donate_argnums=0).lower(x).compile().memory_analysis()
+  kept = jax.jit(lambda x: x * 2).lower(x).compile().memory_analysis()
+  assert memory_need(donated) == 40_000 and memory_need(kept) == 80_000
