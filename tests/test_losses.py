@@ -56,6 +56,21 @@ def test_gram_matches_numpy(feats, normalize, variant):
   np.testing.assert_allclose(got, np_gram(feats["a"], normalize), rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.parametrize("variant", ["plain", "jit", "vmap"])
+@pytest.mark.parametrize("normalize", losses.GRAM_NORMS)
+def test_gram_gradient_matches_numpy(feats, normalize, variant):
+  """d/dF of sum(T * G(F)) = F (T + T^T) / Z, with a non-symmetric T."""
+  f = feats["a"]
+  t = np.random.default_rng(1).normal(size=(2, 4, 4)).astype(np.float32)
+  fn = variants(jax.grad(lambda f, t: jnp.sum(t * losses.gram_matrix(f, normalize=normalize))))[variant]
+  got = fn(f, t)
+  n, h, w, c = f.shape
+  z = {"none": 1, "hw": h * w, "chw": c * h * w}[normalize]
+  m = f.reshape(n, h * w, c).astype(np.float64)
+  want = np.einsum("npd,ncd->npc", m, t + np.swapaxes(t, 1, 2)).reshape(f.shape) / z
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_gram_is_symmetric_and_psd(feats):
   g = np.asarray(losses.gram_matrix(feats["b"], normalize="none"), np.float64)
   np.testing.assert_allclose(g, np.swapaxes(g, 1, 2), rtol=1e-6)
