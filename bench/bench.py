@@ -178,7 +178,7 @@ def bench_iterations(params, sizes, repeats, lines):
 
 TTQ_VARIANTS = (
   # (label, config overrides, coarse levels run first: (size divisor, steps), ...)
-  ("L-BFGS backtracking, memory 10, direct convolutions (before #4)", dict(lbfgs_memory=10, conv="direct"), ()),
+  ("L-BFGS backtracking, memory 10, direct convolutions", dict(lbfgs_memory=10, conv="direct"), ()),
   ("L-BFGS backtracking (defaults: memory 100, Winograd)", {}, ()),
   ("L-BFGS zoom line search", dict(lbfgs_linesearch="zoom"), ()),
   ("coarse to fine: 200 steps at 1/2 size, then the defaults", {}, ((2, 200),)),
@@ -301,7 +301,9 @@ def bench_memory(params, lines, budget_gib: float = 24.0):
 
 def main(argv=None) -> int:
   ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  ap.add_argument("--sizes", default="128,256,512", help="longest sides for the iteration table")
+  ap.add_argument(
+    "--sizes", default=None, help="longest sides for the iteration table (default 128,256,512, and 1024,2048 on GPU)"
+  )
   ap.add_argument("--repeats", type=int, default=7)
   ap.add_argument("--ttq-size", type=int, default=256)
   ap.add_argument("--ttq-steps", type=int, default=300)
@@ -326,7 +328,8 @@ def main(argv=None) -> int:
   if reference.available() is not None:
     lines += [f"Reference: {reference.available()}.", ""]
   if "iter" not in skip:
-    bench_iterations(params, [int(s) for s in args.sizes.split(",")], args.repeats, lines)
+    sizes = args.sizes or ("128,256,512" if jax.default_backend() == "cpu" else "128,256,512,1024,2048")
+    bench_iterations(params, [int(s) for s in sizes.split(",")], args.repeats, lines)
   if "ttq" not in skip:
     bench_time_to_quality(params, args.ttq_size, args.ttq_steps, lines)
   if "sweep" not in skip:

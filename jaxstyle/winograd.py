@@ -5,8 +5,10 @@ algorithm transforms both tiles to a 6x6 "frequency" grid where the convolution 
 36 independent matrix products over channels: 36 multiply-adds per channel pair for 16
 outputs instead of 144, a quarter of the FLOPs. The transforms cost memory traffic that
 grows with C_in + C_out while the saved FLOPs grow with C_in * C_out, so it wins on wide
-layers: on the 2-core CPU this was written on, 2.3x faster for VGG's 512 -> 512 layers
-at 256 px and no faster below 256 channels (see :func:`jaxstyle.vgg.prepare`).
+layers: on the 2-core CPU this was written on, a 512 -> 512 layer at 256 px ran 2.3x
+faster than XLA's direct convolution, a 128 -> 128 layer about as fast; in the whole
+VGG value-and-gradient, Winograd from 128 channels up was fastest (see
+:data:`jaxstyle.vgg.WINOGRAD_MIN_WIDTH`).
 
 The kernel transform is done once per run (:func:`transform_kernel`) and passed in, so
 a step does no work on weights. Interpolation points 0, +-1, +-2 (and infinity) keep the
@@ -107,10 +109,8 @@ def conv3x3(x: ArrayLike, u: ArrayLike) -> jax.Array:
   # 3.7 s for 36 separately transformed slices, at the same speed).
   rows = jnp.stack(_combine(_BT, [xp[:, i : i + TILE * th : TILE] for i in range(POINTS)]))  # (6, N, th, W+, C)
   v = jnp.stack(_combine(_BT, [rows[:, :, :, j : j + TILE * tw : TILE] for j in range(POINTS)]), axis=1)
-  # The products run in u's dtype (bfloat16 halves their cost and the traffic to them),
-  # accumulating in x's.
-  v = jnp.stack(v).reshape(POINTS * POINTS, n * th * tw, c).astype(u.dtype)
-  m = jax.lax.dot_general(v, u, (((2,), (1,)), ((0,), (0,))), preferred_element_type=x.dtype)  # (36, tiles, C_out)
+  v = v.reshape(POINTS * POINTS, n * th * tw, c)
+  m = jax.lax.dot_general(v, u, (((2,), (1,)), ((0,), (0,))))  # (36, tiles, C_out)
   # Output transform A^T m A as one (16, 36) matrix product (faster on XLA:CPU than
   # unrolled adds here), then the 4x4 outputs of each tile back into place.
   kron = jnp.asarray(np.kron(_AT, _AT), m.dtype)
