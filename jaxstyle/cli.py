@@ -129,6 +129,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     metavar="S,...|auto",
     help="coarse-to-fine sizes, e.g. 256,512,1024, or 'auto' for a x2 ladder from 256 up to --size",
   )
+  g.add_argument(
+    "--coarse-steps", type=_nonneg_int, metavar="N", help="steps at each scale but the last (default: --steps)"
+  )
   g.add_argument("--mask", metavar="MASK", help="image: white stylizes, black keeps the content")
   g.add_argument(
     "--style-regions", nargs="+", metavar="MAP", help="one region map per style image (white: that style applies there)"
@@ -246,6 +249,7 @@ def _config_from_args(args):
     "lbfgs_memory": "lbfgs_memory",
     "style_scale": "style_scale",
     "report_every": "report_every",
+    "coarse_steps": "coarse_steps",
   }
   for arg, field in simple.items():
     v = getattr(args, arg, None)

@@ -92,7 +92,7 @@ class Result:
   Attributes:
     image: ``(H, W, 3)`` float32 RGB in [0, 1].
     status: ``"completed"``, ``"stopped"`` or ``"non-finite"`` (see :class:`Run`).
-    scales: per scale of a coarse-to-fine run: ``size`` (H, W), ``first_loss``,
+    scales: per scale of a coarse-to-fine run: ``size`` (H, W), ``steps``, ``first_loss``,
       ``final_loss``; one entry otherwise.
     history: ``"total"``: ``(steps,)`` loss at the iterate each step started from;
       ``"step"``, ``"content"``, ``"style"``, ``"tv"``: weighted loss parts after each
@@ -365,8 +365,10 @@ def stylize(
   content = as_image(content)
   styles = [as_image(st) for st in (style if isinstance(style, (list, tuple)) else [style])]
   previous, run, per_scale, compile_s, run_s = None, None, [], 0.0, 0.0
-  for k, size in enumerate(config.scales or (config.size,)):
-    scale_config = dataclasses.replace(config, size=size, scales=None)
+  sizes = config.scales or (config.size,)
+  for k, size in enumerate(sizes):
+    steps = config.steps if k == len(sizes) - 1 or config.coarse_steps is None else config.coarse_steps
+    scale_config = dataclasses.replace(config, size=size, scales=None, steps=steps)
     problem = setup_problem(params, content, styles, scale_config, mask=mask, regions=regions, start=previous)
     run = optimize(
       problem.start,
@@ -383,6 +385,7 @@ def stylize(
     per_scale.append(
       {
         "size": [int(previous.shape[0]), int(previous.shape[1])],
+        "steps": int(run.step),
         "first_loss": float(h[0]) if len(h) else float(run.losses["total"]),
         "final_loss": float(run.losses["total"]),
       }

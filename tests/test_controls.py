@@ -54,6 +54,14 @@ def test_each_scale_has_its_size_and_its_loss_falls(tiny_params):
   assert r.image.shape == (48, 64, 3)
 
 
+def test_coarse_steps_apply_to_every_scale_but_the_last(tiny_params):
+  r = js.stylize(rng_image(0, 48, 64), STYLE, tiny(scales=(24, 40, 64), coarse_steps=3), params=tiny_params)
+  assert [s["steps"] for s in r.scales] == [3, 3, 6]
+  assert [s["steps"] for s in js.stylize(CONTENT, STYLE, tiny(coarse_steps=3), params=tiny_params).scales] == [6]
+  with pytest.raises(ValueError, match="coarse_steps must be a non-negative integer"):
+    tiny(coarse_steps=-1)
+
+
 def test_auto_scales():
   assert auto_scales(1024) == (256, 512, 1024)
   assert auto_scales(300) == (300,)
@@ -146,6 +154,8 @@ def test_cli_controls_end_to_end(cli_files, capsys):
     "20,40",
     "--steps",
     "3",
+    "--coarse-steps",
+    "2",
     "--preserve-color",
     "luminance",
     "--mask",
@@ -160,6 +170,7 @@ def test_cli_controls_end_to_end(cli_files, capsys):
   rec = json.loads((tmp_path / "o.json").read_text())
   assert rec["settings"]["scales"] == [20, 40] and rec["settings"]["preserve_color"] == "luminance"
   assert [s["size"] for s in rec["scales"]] == [[16, 20], [32, 40]]
+  assert [s["steps"] for s in rec["scales"]] == [2, 3] and rec["settings"]["coarse_steps"] == 2
   depth, _, arr = _read_png16(tmp_path / "o.png")
   assert depth == 16 and arr.shape == (32, 40, 3)
   np.testing.assert_allclose(arr[:, :9] / 65535.0, images.load_image(tmp_path / "c.png")[:, :9], atol=2e-3)
