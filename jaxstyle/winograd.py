@@ -78,7 +78,7 @@ def _combine(matrix: np.ndarray, parts: list[jax.Array]) -> list[jax.Array]:
     for c, p in zip(row, parts, strict=True):
       if c == 0:
         continue
-      term = p if c == 1 else -p if c == -1 else p * np.float32(c)
+      term = p if c == 1 else -p if c == -1 else p * float(c)  # a Python float keeps p's dtype
       acc = term if acc is None else acc + term
     out.append(acc)
   return out

@@ -46,6 +46,18 @@ def test_matches_numpy(shape, mode):
   np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * np.abs(want).max(initial=0))
 
 
+def test_keeps_the_input_dtype():
+  x, k = _case(3, (1, 8, 12, 4), 5)
+  u = winograd.transform_kernel(k)
+  got = winograd.conv3x3(jnp.asarray(x, jnp.bfloat16), u.astype(jnp.bfloat16))
+  assert got.dtype == jnp.bfloat16
+  want = numpy_conv(x, k)
+  # bfloat16 rounding is amplified by the transforms' constants (up to 8): errors near 10% of
+  # the largest output, which is why jaxstyle runs Winograd in float32.
+  err = np.abs(np.asarray(got, np.float32) - want).max() / np.abs(want).max()
+  assert 1e-3 < err < 0.15
+
+
 def test_bad_shapes_are_refused():
   with pytest.raises(ValueError, match=r"\(3, 3, C_in, C_out\)"):
     winograd.transform_kernel(np.zeros((5, 5, 2, 2), np.float32))
