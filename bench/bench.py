@@ -89,7 +89,7 @@ def setup(params, size: int, ref):
   weights = config.loss_weights()
   f = jax.jit(jax.value_and_grad(lambda x, p, t, w: optimize.objective(x, p, t, w, static=static)[0]))
   x = jnp.asarray(content)
-  prepared = vgg.prepare(params, config.conv)
+  prepared = vgg.prepare(params, config.conv, layers=static.layers)
   run, compile_s, flops = _compiled(f, (x, prepared, targets, weights))
   run_direct, _, direct_flops = _compiled(f, (x, vgg.prepare(params, "direct"), targets, weights))
   return dict(

@@ -365,6 +365,7 @@ def stylize(
   content = as_image(content)
   styles = [as_image(st) for st in (style if isinstance(style, (list, tuple)) else [style])]
   previous, run, per_scale, compile_s, run_s = None, None, [], 0.0, 0.0
+  prepared = vgg.prepare(params, config.conv, layers=config.layers)  # once, not per scale
   sizes = config.scales or (config.size,)
   for k, size in enumerate(sizes):
     steps = config.steps if k == len(sizes) - 1 or config.coarse_steps is None else config.coarse_steps
@@ -372,7 +373,7 @@ def stylize(
     problem = setup_problem(params, content, styles, scale_config, mask=mask, regions=regions, start=previous)
     run = optimize(
       problem.start,
-      params,
+      prepared,
       problem.targets,
       config.loss_weights(),
       scale_config,

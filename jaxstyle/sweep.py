@@ -118,6 +118,8 @@ def stylize_sweep(
   n_dev = len(devices)
   mesh = jax.sharding.Mesh(np.asarray(devices), ("batch",))
   shared = NamedSharding(mesh, P())
+  # Winograd kernels transformed once for every batch, and replicated with the rest.
+  params = vgg.prepare(params, config.conv, layers=config.layers)
   params, targets = jax.device_put((params, targets), shared)
   batch = -(-min(batch_size or total, total) // n_dev) * n_dev
   outputs: list[tuple[np.ndarray, dict, dict]] = []
