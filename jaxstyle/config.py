@@ -46,7 +46,7 @@ class StyleConfig:
     adam_b1, adam_b2, adam_eps: Adam's moment decays and epsilon.
     lbfgs_memory: number of L-BFGS correction pairs (100, as torch's L-BFGS and the
       Torch7 ``optim.lbfgs`` of Gatys-era code keep: on pastiche's objective at 256 px,
-      300 steps reach what 390 steps reach with 10). Each pair stores two images.
+      300 steps reach what 385 steps reach with 10, bench/RESULTS.md). Each pair stores two images.
     steps: optimizer steps.
     size: longest side of the content image in px (``None``: keep the input size).
     style_scale: style image's longest side relative to the content's.
