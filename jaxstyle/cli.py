@@ -1,29 +1,35 @@
-"""The ``jaxstyle`` command: parse, call one library function, report, write results.
+"""The ``jaxstyle`` command: parse, read inputs once, call one library function, report, write results.
 
-Bad input ends in one line on stderr, ``jaxstyle: error: ...``, and exit code 2.
+The project's own errors (:mod:`jaxstyle.errors`: bad input, bad weights, does not fit,
+non-finite) end in one line on stderr, ``jaxstyle: error: ...``, and exit code 2. Anything
+else is a bug: its traceback, a line saying so, and exit code 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import math
 import os
 import platform
 import shlex
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
+from jaxstyle import config as config_lib
+from jaxstyle.errors import InputError, JaxstyleError
+
 EXIT_USAGE = 2
+EXIT_BUG = 1
 
 
-class CliError(Exception):
-  """A user error: printed as one line, exit code 2."""
+class CliError(InputError):
+  """A user error on the command line: printed as one line, exit code 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,23 +44,6 @@ def _floats(text: str) -> list[float]:
     raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
-def _layers(text: str) -> list[tuple[str, float | None]]:
-  """``relu1_1:1,relu2_1:0.75`` -> [(name, weight)]; a missing weight is None."""
-  out = []
-  for item in text.split(","):
-    item = item.strip()
-    if not item:
-      continue
-    name, _, w = item.partition(":")
-    try:
-      out.append((name.strip(), float(w) if w else None))
-    except ValueError:
-      raise argparse.ArgumentTypeError(f"bad layer weight in {item!r}") from None
-  if not out:
-    raise argparse.ArgumentTypeError("no layers given")
-  return out
-
-
 def _positive_int(text: str) -> int:
   try:
     v = int(text)
@@ -65,21 +54,21 @@ def _positive_int(text: str) -> int:
   return v
 
 
-def _nonneg_int(text: str) -> int:
-  try:
-    v = int(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-  if v < 0:
-    raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-  return v
+def _flag_type(d: config_lib.Declaration):
+  """argparse's ``type=`` for a declared setting: the codec's parser, with its choices
+  checked (``none`` included where the setting is optional)."""
 
+  def parse(text: str):
+    try:
+      value = d.codec.parse(text)
+    except (ValueError, TypeError):
+      raise argparse.ArgumentTypeError(f"expected {d.codec.expected}, got {text!r}") from None
+    if d.codec.choices and value is not None and value not in d.codec.choices:
+      raise argparse.ArgumentTypeError(f"invalid choice {text!r} (choose from {', '.join(d.codec.choices)})")
+    return value
 
-def _number(text: str) -> float:
-  try:
-    return float(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+  parse.__name__ = d.field  # argparse names the type in its messages
+  return parse
 
 
 def _add_weights_arg(p: argparse.ArgumentParser, help_text: str) -> None:
@@ -91,52 +80,28 @@ def _add_weights_arg(p: argparse.ArgumentParser, help_text: str) -> None:
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
+  """The settings' flags, derived from their declarations (:mod:`jaxstyle.config`)."""
   from jaxstyle import presets
 
-  g = p.add_argument_group("recipe (a preset, then overrides)")
+  g = p.add_argument_group("recipe (a preset, then overrides; 'none' unsets an optional value)")
   g.add_argument(
     "--preset", default="gatys", choices=sorted(presets.PRESETS), help="starting configuration (default: gatys)"
   )
-  g.add_argument("--size", type=_positive_int, help="longest side of the output in px")
-  g.add_argument("--steps", type=_nonneg_int, help="optimizer steps")
-  g.add_argument(
-    "--optimizer", choices=("lbfgs", "adam"), help="switching an L-BFGS preset to adam sets --lr 0.02 unless given"
-  )
-  g.add_argument("--lr", type=_number, help="learning rate (Adam; scales L-BFGS's line-searched step)")
-  g.add_argument("--content-weight", type=_number, help="alpha")
-  g.add_argument("--style-weight", type=_number, help="beta")
-  g.add_argument("--tv-weight", type=_number, help="total-variation weight")
-  g.add_argument("--content-layers", type=_layers, metavar="L[:W],...", help="e.g. relu4_2 or relu4_2:1,relu5_2:0.5")
-  g.add_argument("--style-layers", type=_layers, metavar="L[:W],...", help="e.g. relu1_1:1,relu2_1:0.75,relu3_1:0.2")
-  g.add_argument("--init", help="content, noise, gray, or an image path")
-  g.add_argument("--seed", type=_nonneg_int, help="random seed (noise init)")
-  g.add_argument("--pooling", choices=("max", "avg"))
-  g.add_argument(
-    "--conv",
-    choices=("auto", "direct", "winograd"),
-    help="VGG convolution algorithm (default auto: Winograd on CPU, direct on GPU/TPU)",
-  )
-  g.add_argument("--lbfgs-memory", type=_positive_int, metavar="N", help="L-BFGS correction pairs (default 100)")
-  g.add_argument("--style-scale", type=_number, help="style image size relative to the content (default 1)")
-  g.add_argument("--style-blend", type=_floats, metavar="W,...", help="weights of several style images (default equal)")
-  g.add_argument(
-    "--preserve-color",
-    choices=("none", "luminance", "histogram"),
-    help="keep the content's colours: transfer luminance only, or match the style's colours first",
-  )
-  g.add_argument(
-    "--scales",
-    metavar="S,...|auto",
-    help="coarse-to-fine sizes, e.g. 256,512,1024, or 'auto' for a x2 ladder from 256 up to --size",
-  )
-  g.add_argument(
-    "--coarse-steps", type=_nonneg_int, metavar="N", help="steps at each scale but the last (default: --steps)"
-  )
-  g.add_argument("--mask", metavar="MASK", help="image: white stylizes, black keeps the content")
-  g.add_argument(
-    "--style-regions", nargs="+", metavar="MAP", help="one region map per style image (white: that style applies there)"
-  )
-  g.add_argument("--report-every", type=_positive_int, metavar="N", help="steps per compiled chunk / progress line")
+  for d in config_lib.declarations():
+    if d.codec.flag_bool:
+      g.add_argument(d.flag, dest=d.dest, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=d.help)
+      continue
+    metavar = d.codec.metavar if not d.codec.choices else None
+    choices_help = f" ({'|'.join(d.codec.choices)})" if d.codec.choices else ""
+    g.add_argument(
+      d.flag,
+      dest=d.dest,
+      type=_flag_type(d),
+      nargs=d.codec.nargs,
+      metavar=metavar,
+      default=argparse.SUPPRESS,  # absent unless given: 'none' is a value
+      help=d.help + choices_help,
+    )
   _add_weights_arg(p, "VGG19 weights file")
   p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
@@ -164,7 +129,6 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("-o", "--output", required=True, metavar="OUT", help="output image (.png, .jpg, .webp, .tif)")
   p.add_argument("--sheet", metavar="PATH", help="also write a content | style | result sheet")
   p.add_argument("--bit-depth", type=int, choices=(8, 16), default=8, help="8, or 16 for PNG (default 8)")
-  p.add_argument("--save-every", type=_positive_int, metavar="N", help="also write OUT_<step>.ext every N steps")
   p.add_argument("--checkpoint", metavar="DIR", help="save image, optimizer state and step at every report")
   p.add_argument("--resume", metavar="DIR", help="continue the run checkpointed in DIR (same settings)")
   _add_run_args(p)
@@ -177,7 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
   )
   p.add_argument("-o", "--output-dir", default="demo", metavar="DIR", help="output folder (default: demo)")
   _add_run_args(p)
-  p.set_defaults(size=None, steps=None)
 
   p = sub.add_parser(
     "sweep",
@@ -230,69 +193,28 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------- helpers
 
 
-def _config_from_args(args):
+def config_from_args(args: argparse.Namespace) -> config_lib.StyleConfig:
+  """The preset named by ``--preset`` with every given settings flag applied; file paths
+  made absolute so that records and reproduction commands work from anywhere."""
   from jaxstyle import presets
 
-  changes = {}
-  simple = {
-    "size": "size",
-    "steps": "steps",
-    "optimizer": "optimizer",
-    "lr": "learning_rate",
-    "content_weight": "content_weight",
-    "style_weight": "style_weight",
-    "tv_weight": "tv_weight",
-    "init": "init",
-    "seed": "seed",
-    "pooling": "pooling",
-    "conv": "conv",
-    "lbfgs_memory": "lbfgs_memory",
-    "style_scale": "style_scale",
-    "report_every": "report_every",
-    "coarse_steps": "coarse_steps",
-  }
-  for arg, field in simple.items():
-    v = getattr(args, arg, None)
-    if v is not None:
-      changes[field] = v
-  if getattr(args, "style_blend", None) is not None:
-    changes["style_blend"] = tuple(args.style_blend)
-  if getattr(args, "preserve_color", None) is not None:
-    changes["preserve_color"] = args.preserve_color
-  if getattr(args, "scales", None):
-    from jaxstyle.config import auto_scales
-
-    if args.scales == "auto":
-      changes["scales"] = auto_scales(args.size or presets.get(args.preset).size or 512)
-    else:
-      try:
-        changes["scales"] = tuple(int(v) for v in args.scales.split(",") if v.strip())
-      except ValueError:
-        raise CliError(f"--scales: expected comma-separated sizes or 'auto', got {args.scales!r}") from None
-  for which in ("content", "style"):
-    layers = getattr(args, f"{which}_layers")
-    if layers is not None:
-      changes[f"{which}_layers"] = tuple(n for n, _ in layers)
-      ws = [w for _, w in layers]
-      changes[f"{which}_layer_weights"] = (
-        None if all(w is None for w in ws) else tuple(1.0 if w is None else w for w in ws)
-      )
-  if changes.get("optimizer") == "adam" and "lr" not in changes and "learning_rate" not in changes:
-    base = presets.get(args.preset)
-    if base.optimizer != "adam":
-      changes["learning_rate"] = 0.02  # L-BFGS presets carry 1.0, far too large for Adam
-  if changes.get("optimizer") == "lbfgs" and "learning_rate" not in changes:
-    changes["learning_rate"] = 1.0
-  try:
-    return presets.get(args.preset, **changes)
-  except (ValueError, TypeError) as e:
-    raise CliError(str(e)) from None
+  given = {d.dest: getattr(args, d.dest) for d in config_lib.declarations() if hasattr(args, d.dest)}
+  config = config_lib.from_flags(presets.get(args.preset), given)
+  im = config.images
+  paths = {}
+  if im.mask:
+    paths["mask"] = os.path.abspath(im.mask)
+  if im.style_regions:
+    paths["style_regions"] = tuple(os.path.abspath(r) for r in im.style_regions)
+  if im.init_is_image:
+    paths["init"] = os.path.abspath(im.init)
+  return config.set(**paths) if paths else config
 
 
 def _params(path):
   from jaxstyle import weights
 
-  return weights.load_vgg19(path), weights.info(weights.default_path() if path is None else path)
+  return weights.load_vgg19(path, with_info=True)
 
 
 def _fmt_time(s: float) -> str:
@@ -308,7 +230,7 @@ class _ProgressPrinter:
     self.tty = sys.stderr.isatty()
 
   def __call__(self, p) -> None:
-    if self.quiet:
+    if self.quiet or not p.report:
       return
     line = (
       f"step {p.step}/{p.steps}  loss {p.losses['total']:.4g} (content {p.losses['content']:.3g}, "
@@ -381,33 +303,43 @@ def _check_output(out: str, inputs: Sequence[str]) -> None:
         raise CliError(f"{p}: output would overwrite input {i}")
 
 
-def _load_inputs(content_path: str, style_paths: Sequence[str], config, args):
-  """Every input image of a run (content, styles, mask, region maps), read before the
-  network is loaded or anything is written, so that a bad file fails at once."""
-  from jaxstyle import images
+class Inputs(NamedTuple):
+  """Every input image of a run, read once."""
 
-  content = images.load_image(content_path)
-  styles = [images.load_image(p) for p in style_paths]
-  if config.init not in ("content", "noise", "gray", "style"):
-    images.load_image(config.init)
-  mask = images.load_image(args.mask) if getattr(args, "mask", None) else None
-  return content, styles, mask, _load_regions(args, len(style_paths))
+  content: np.ndarray
+  styles: list[np.ndarray]
+  mask: np.ndarray | None
+  regions: list[np.ndarray] | None
+  init_image: np.ndarray | None
 
 
-def _inputs_of(content_path: str, style_paths: Sequence[str], config, mask=None, regions=None) -> list[str]:
-  extra = [config.init] if config.init not in ("content", "noise", "gray", "style") else []
-  return [content_path, *style_paths, *extra, *([mask] if mask else []), *(regions or [])]
+def input_paths(content_path: str, style_paths: Sequence[str], config) -> list[str]:
+  """Every file a run reads: content, styles, and the mask, region maps and start image its settings name."""
+  im = config.images
+  return [
+    content_path,
+    *style_paths,
+    *([im.mask] if im.mask else []),
+    *(im.style_regions or []),
+    *([im.init] if im.init_is_image else []),
+  ]
 
 
-def _load_regions(args, n_styles: int):
-  from jaxstyle import images
+def read_inputs(content_path: str, style_paths: Sequence[str], config) -> Inputs:
+  """Reads every input once and checks it against the settings, before the network is
+  loaded or anything is written, so that a bad file fails at once."""
+  from jaxstyle import images, problem
 
-  paths = getattr(args, "style_regions", None)
-  if not paths:
-    return None
-  if len(paths) != n_styles:
-    raise CliError(f"--style-regions: {len(paths)} maps for {n_styles} style images; give one per style")
-  return [images.load_image(p) for p in paths]
+  im = config.images
+  inputs = Inputs(
+    content=images.load_image(content_path),
+    styles=[images.load_image(p) for p in style_paths],
+    mask=images.load_image(im.mask) if im.mask else None,
+    regions=[images.load_image(p) for p in im.style_regions] if im.style_regions else None,
+    init_image=images.load_image(im.init) if im.init_is_image else None,
+  )
+  problem.check_inputs(inputs.content, inputs.styles, config, regions=inputs.regions)
+  return inputs
 
 
 def _record(config, result_losses, timings, winfo) -> dict:
@@ -451,89 +383,83 @@ EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 def run_stylize(content_path: str, style_paths: Sequence[str], out: str, config, args, *, sheet=None) -> int:
   """Stylizes, writes OUT (+ sheet) and OUT's JSON sidecar; returns the exit code."""
   import jaxstyle as js
-  from jaxstyle import checkpoint, images
+  from jaxstyle import checkpoint, images, problem
 
-  save_every = getattr(args, "save_every", None)
   ckpt_dir = getattr(args, "checkpoint", None) or getattr(args, "resume", None)
-  if save_every and save_every % config.report_every:
-    config = config.replace(report_every=math.gcd(save_every, config.report_every))
-  if ckpt_dir and config.scales and len(config.scales) > 1:
+  if ckpt_dir and config.images.scales and len(config.images.scales) > 1:
     raise CliError("--checkpoint/--resume work with single-scale runs (no --scales)")
-  mask_path = getattr(args, "mask", None)
-  if getattr(args, "bit_depth", 8) == 16 and not out.lower().endswith(".png"):
+  bit_depth = getattr(args, "bit_depth", 8)
+  if bit_depth == 16 and not out.lower().endswith(".png"):
     raise CliError(f"{out}: --bit-depth 16 needs a .png output")
-  inputs = _inputs_of(content_path, style_paths, config, mask_path, getattr(args, "style_regions", None))
-  _check_output(out, inputs)
-  if sheet:
-    _check_output(sheet, inputs)
-  content, styles, mask, regions = _load_inputs(content_path, style_paths, config, args)
-  first = dataclasses.replace(config, size=config.output_size, scales=None)
-  prepared, prepared_styles = js.problem.prepare_images(content, styles, first)  # checks before the weights
+  paths = input_paths(content_path, style_paths, config)
+  for target in (out, sheet):
+    if target:
+      _check_output(target, paths)
+  inputs = read_inputs(content_path, style_paths, config)
   resume = None
   if getattr(args, "resume", None):
     resume = checkpoint.load(args.resume, config)
-    if resume.image.shape != prepared.shape:
-      raise CliError(f"{args.resume}: checkpoint image is {resume.image.shape}, this run's is {prepared.shape}")
+    shape = problem.scaled_shape(inputs.content.shape, config.images.output_size)
+    if resume.image.shape[:2] != shape:
+      raise CliError(f"{args.resume}: checkpoint image is {resume.image.shape}, this run's is {(*shape, 3)}")
   params, winfo = _params(args.weights)
   printer = _ProgressPrinter(args.quiet)
   stem, ext = os.path.splitext(out)
 
   def on_progress(p):
     printer(p)
-    if save_every and p.step % save_every == 0:
+    if p.save:
       images.save_image(f"{stem}_{p.step:05d}{ext}", np.clip(np.asarray(p.image), 0.0, 1.0))
-    if ckpt_dir:
+    if ckpt_dir and p.report:
       checkpoint.save(ckpt_dir, p, config)
 
   t0 = time.perf_counter()
   with _Signals() as signals:
     result = js.stylize(
-      content,
-      styles,
+      inputs.content,
+      inputs.styles,
       config,
       params=params,
-      mask=mask,
-      regions=regions,
+      mask=inputs.mask,
+      regions=inputs.regions,
+      init_image=inputs.init_image,
       callback=on_progress,
       stop=lambda: signals.received is not None,
       resume=resume,
     )
   wall = time.perf_counter() - t0
   image = np.asarray(result.image)
-  images.save_image(
-    out, image, bit_depth=getattr(args, "bit_depth", 8), icc_profile=images.read_icc_profile(content_path)
-  )
+  images.save_image(out, image, bit_depth=bit_depth, icc_profile=images.read_icc_profile(content_path))
   if sheet:
-    ss = prepared_styles
+    ss = inputs.styles
     labels = ["content"] + [f"style {i + 1}" if len(ss) > 1 else "style" for i in range(len(ss))] + ["result"]
-    images.save_image(sheet, images.contact_sheet([prepared, *ss, image], labels))
-  status = result.status
-  if status == "stopped":
-    status = "interrupted"
-  steps_done = int(result.history["step"][-1]) if len(result.history["step"]) else (resume.step if resume else 0)
+    images.save_image(sheet, images.contact_sheet([inputs.content, *ss, image], labels))
+  status = "interrupted" if result.status == "stopped" else result.status
+  content_abs, styles_abs = os.path.abspath(content_path), [os.path.abspath(p) for p in style_paths]
   record = {
     "output": os.path.abspath(out),
     "status": status,
-    "steps_done": steps_done,
+    "steps_done": result.steps_done,
     "command": shlex.join(["jaxstyle", *sys.argv[1:]]),
-    "content": os.path.abspath(content_path),
-    "style": [os.path.abspath(p) for p in style_paths],
+    "reproduce": stylize_command(content_abs, styles_abs, os.path.abspath(out), config, args.weights),
+    "content": content_abs,
+    "style": styles_abs,
     "size": [int(image.shape[1]), int(image.shape[0])],
-    "mask": os.path.abspath(mask_path) if mask_path else None,
     "scales": result.scales,
     **_record(config, result.losses, {**result.timings, "wall_s": wall}, winfo),
   }
   if signals.received is not None:
     record["signal"] = signal.Signals(signals.received).name
   _write_json(_sidecar_path(out), record)
+  total = sum(steps for _, steps in js.multiscale.scale_plan(config))
   if signals.received is not None:
     name = signal.Signals(signals.received).name
-    print(f"jaxstyle: {name} at step {steps_done}/{config.steps}; wrote the image so far to {out}", file=sys.stderr)
+    print(f"jaxstyle: {name} at step {result.steps_done}/{total}; wrote the image so far to {out}", file=sys.stderr)
     return EXIT_SIGNAL[signals.received]
   if status == "non-finite":
     print(
-      f"jaxstyle: error: the loss became NaN or infinite after step {steps_done} (are the weights too large?); "
-      f"kept the last finite image in {out}",
+      f"jaxstyle: error: the loss became NaN or infinite after step {result.steps_done} (are the weights too "
+      f"large?); kept the last finite image in {out}",
       file=sys.stderr,
     )
     return EXIT_USAGE
@@ -546,59 +472,8 @@ def run_stylize(content_path: str, style_paths: Sequence[str], out: str, config,
 
 
 def stylize_command(content: str, styles: Sequence[str], out: str, config, weights_path: str | None) -> str:
-  """The ``jaxstyle stylize`` command line that reproduces ``config`` alone."""
-
-  def num(v: float) -> str:
-    return repr(float(v))
-
-  def layers(names, ws) -> str:
-    ws = ws or (1.0,) * len(names)
-    return ",".join(f"{n}:{num(w)}" for n, w in zip(names, ws, strict=True))
-
-  cmd = [
-    "jaxstyle",
-    "stylize",
-    content,
-    *styles,
-    "-o",
-    out,
-    "--preset",
-    config.name,
-    "--optimizer",
-    config.optimizer,
-    "--lr",
-    num(config.learning_rate),
-    "--steps",
-    str(config.steps),
-    "--content-weight",
-    num(config.content_weight),
-    "--style-weight",
-    num(config.style_weight),
-    "--tv-weight",
-    num(config.tv_weight),
-    "--init",
-    config.init,
-    "--seed",
-    str(config.seed),
-    "--pooling",
-    config.pooling,
-    "--conv",
-    config.conv,
-    "--lbfgs-memory",
-    str(config.lbfgs_memory),
-    "--style-scale",
-    num(config.style_scale),
-    "--report-every",
-    str(config.report_every),
-  ]
-  if config.size is not None:
-    cmd += ["--size", str(config.size)]
-  if config.content_layers:
-    cmd += ["--content-layers", layers(config.content_layers, config.content_layer_weights)]
-  if config.style_layers:
-    cmd += ["--style-layers", layers(config.style_layers, config.style_layer_weights)]
-  if config.style_blend is not None:
-    cmd += ["--style-blend", ",".join(num(w) for w in config.style_blend)]
+  """The ``jaxstyle stylize`` command line that reproduces ``config`` alone (every setting spelled out)."""
+  cmd = ["jaxstyle", "stylize", content, *styles, "-o", out, *config_lib.to_flags(config)]
   if weights_path is not None:
     cmd += ["--weights", os.path.abspath(weights_path)]
   return shlex.join(cmd)
@@ -608,19 +483,18 @@ def stylize_command(content: str, styles: Sequence[str], out: str, config, weigh
 
 
 def cmd_stylize(args) -> int:
-  return run_stylize(args.content, args.style, args.output, _config_from_args(args), args, sheet=args.sheet)
+  return run_stylize(args.content, args.style, args.output, config_from_args(args), args, sheet=args.sheet)
 
 
 def cmd_sweep(args) -> int:
-  import jaxstyle as js
   from jaxstyle import images, sweep
 
-  config = _config_from_args(args)
+  config = config_from_args(args)
   if args.figure3:
     if args.ratios or args.style_layer_sets:
       raise CliError("--figure3 sets its own --ratios and --style-layer-sets")
     fig, spec = sweep.figure3()
-    config = config.replace(init=fig.init) if args.init is None else config
+    config = config if hasattr(args, "init") else config.set(init=fig.images.init)
   else:
     sets = None
     if args.style_layer_sets:
@@ -635,34 +509,33 @@ def cmd_sweep(args) -> int:
   for r in spec.ratios or ():
     if not r > 0:
       raise CliError(f"--ratios must be positive, got {r}")
-  try:
-    labels, members, columns = spec.grid(config)
-    run_config = spec.run_config(config)
-    batch_weights = spec.weights(config)
-  except ValueError as e:
-    raise CliError(str(e)) from None
+  if config.images.scales:
+    raise CliError("--scales: sweeps run at one scale (use --size)")
+  labels, members, columns = spec.grid(config)
+  run_config = spec.run_config(config)
+  batch_weights = spec.weights(config)
   out = args.output_dir
   if os.path.exists(out) and not os.path.isdir(out):
     raise CliError(f"{out}: exists and is not a directory")
-  inputs = _inputs_of(args.content, args.style, config, args.mask, args.style_regions)
-  content, styles, mask, regions = _load_inputs(args.content, args.style, config, args)
-  js.problem.prepare_images(content, styles, run_config)
+  paths = input_paths(args.content, args.style, config)
+  inputs = read_inputs(args.content, args.style, run_config)
   params, winfo = _params(args.weights)
   os.makedirs(out, exist_ok=True)
   names = [sweep.member_filename(i, lab) for i, lab in enumerate(labels)]
   for n in [*names, "sheet.png"]:
-    _check_output(os.path.join(out, n), inputs)
+    _check_output(os.path.join(out, n), paths)
   if not args.quiet:
     print(f"sweep of {len(members)} members on {sweep.device_summary()}", file=sys.stderr)
   t0 = time.perf_counter()
   result = sweep.stylize_sweep(
-    content,
-    styles,
+    inputs.content,
+    inputs.styles,
     run_config,
     batch_weights,
     params=params,
-    mask=mask,
-    regions=regions,
+    mask=inputs.mask,
+    regions=inputs.regions,
+    init_image=inputs.init_image,
     batch_size=args.batch,
     callback=_ProgressPrinter(args.quiet),
   )
@@ -707,11 +580,7 @@ def cmd_sweep(args) -> int:
 def cmd_demo(args) -> int:
   from jaxstyle import samples
 
-  if args.size is None:
-    args.size = 256
-  if args.steps is None:
-    args.steps = 100
-  config = _config_from_args(args)
+  config = config_from_args(argparse.Namespace(**{"size": 256, "steps": 100, **vars(args)}))
   os.makedirs(args.output_dir, exist_ok=True)
   out = os.path.join(args.output_dir, "result.png")
   sheet = os.path.join(args.output_dir, "sheet.png")
@@ -770,10 +639,6 @@ def enable_compilation_cache() -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  from jaxstyle.checkpoint import CheckpointError
-  from jaxstyle.images import ImageError
-  from jaxstyle.weights import WeightsError
-
   parser = build_parser()
   try:
     args = parser.parse_args(argv)
@@ -784,15 +649,16 @@ def main(argv: Sequence[str] | None = None) -> int:
       enable_compilation_cache()
     handler = {"stylize": cmd_stylize, "sweep": cmd_sweep, "demo": cmd_demo, "weights": cmd_weights}[args.command]
     return handler(args)
-  except (CliError, ImageError, WeightsError, CheckpointError, ValueError) as e:
+  except JaxstyleError as e:
     print(f"jaxstyle: error: {' '.join(str(e).split())}", file=sys.stderr)
     return EXIT_USAGE
   except KeyboardInterrupt:
     print("\njaxstyle: interrupted", file=sys.stderr)
     return 130
-  except OSError as e:
-    print(f"jaxstyle: error: {' '.join(str(e).split())}", file=sys.stderr)
-    return EXIT_USAGE
+  except Exception:  # noqa: BLE001 - a bug: keep the traceback
+    traceback.print_exc()
+    print("jaxstyle: internal error (a bug in jaxstyle, not in your input); please report it", file=sys.stderr)
+    return EXIT_BUG
 
 
 if __name__ == "__main__":

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 
-MODES = ("none", "luminance", "histogram")
-
 # NTSC RGB -> YIQ.
 _YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], np.float64)
 _RGB = np.linalg.inv(_YIQ)

@@ -12,6 +12,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxstyle.errors import ResourceError
+
 _CACHE: dict[Any, Any] = {}
 
 
@@ -51,10 +53,6 @@ def memory_need(stats) -> int:
     + stats.output_size_in_bytes
     - getattr(stats, "alias_size_in_bytes", 0)
   )
-
-
-class ResourceError(ValueError):
-  """A run does not fit in the device's memory; the message names the largest size that does."""
 
 
 def available_memory(device: jax.Device) -> int | None:

@@ -17,11 +17,13 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from jaxstyle.errors import InputError
+
 # Pillow's own default (about 179 MP); larger files are refused as decompression bombs.
 MAX_PIXELS = 178_956_970
 
 
-class ImageError(ValueError):
+class ImageError(InputError):
   """A file cannot be read or written as an image; the message is one line."""
 
 
@@ -105,7 +107,7 @@ def resize(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     nh, nw = size
   else:
     if size < 1:
-      raise ValueError(f"size must be positive, not {size}")
+      raise InputError(f"size must be positive, not {size}")
     scale = size / max(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
   if (nh, nw) == (h, w):

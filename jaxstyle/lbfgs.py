@@ -133,3 +133,32 @@ def step(
     count=jnp.where(ok, state.count + 1, 0),
     backtracks=state.backtracks + k,
   )
+
+
+def lbfgs(
+  *, memory_size: int = 10, learning_rate: float = 1.0, **search: float
+) -> optax.GradientTransformationExtraArgs:
+  """This L-BFGS as an optax transformation, called like ``optax.lbfgs``.
+
+  ``update(grad, state, params, value=..., grad=..., value_fn=...)`` returns the step as
+  updates. The state keeps the loss and gradient at the iterate (``optax.tree.get(state,
+  "value")``); :func:`init` leaves them unknown (``inf`` and zeros) until the caller sets
+  them with ``optax.tree.set``, as for ``optax.lbfgs``.
+
+  Args:
+    memory_size: correction pairs.
+    learning_rate: scales every trial step.
+    **search: ``max_backtracks``, ``max_extrapolations``, ``c1``, ``c2`` of :func:`step`.
+  """
+
+  def init_fn(params):
+    return init(params, jnp.inf, jnp.zeros_like(params), memory_size=memory_size)
+
+  def update_fn(updates, state, params, *, value_fn, **extra):
+    del updates, extra  # the state holds the gradient at params
+    x_new, state = step(
+      params, state, jax.value_and_grad(value_fn), memory_size=memory_size, learning_rate=learning_rate, **search
+    )
+    return x_new - params, state
+
+  return optax.GradientTransformationExtraArgs(init_fn, update_fn)

@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from jaxstyle.errors import InputError
+
 GRAM_NORMS = ("none", "hw", "chw")
 REDUCTIONS = ("sum", "mean", "half_sum")
 TV_KINDS = ("l1", "l2")
@@ -41,16 +43,15 @@ def gram_matrix(features: ArrayLike, *, normalize: str = "hw") -> jax.Array:
   n, h, w, c = f.shape
   z = {"none": 1, "hw": h * w, "chw": c * h * w}.get(normalize)
   if z is None:
-    raise ValueError(f"normalize must be one of {GRAM_NORMS}, not {normalize!r}")
+    raise InputError(f"normalize must be one of {GRAM_NORMS}, not {normalize!r}")
   return _gram(f.reshape(n, h * w, c), float(z))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
 def _gram(f: jax.Array, z: float) -> jax.Array:
   # The gradient F (G' + G'^T) / Z is written out so that it comes in F's own (N, P, C)
-  # layout: autodiff's transposed product ran 1.6-2.5x slower on XLA:CPU (value and
-  # gradient 9.1 vs 5.4 ms at 256 px relu1_1). Like the VGG's convolutions, this takes
-  # reverse-mode differentiation only.
+  # layout: autodiff's transposed product ran slower on XLA:CPU (bench/RESULTS.md). Like
+  # the VGG's convolutions, this takes reverse-mode differentiation only.
   return jnp.einsum("npc,npd->ncd", f, f) / z
 
 
@@ -93,7 +94,7 @@ def guided_gram_matrix(features: ArrayLike, regions: ArrayLike, *, normalize: st
     return g / area
   if normalize == "chw":
     return g / (c * area)
-  raise ValueError(f"normalize must be one of {GRAM_NORMS}, not {normalize!r}")
+  raise InputError(f"normalize must be one of {GRAM_NORMS}, not {normalize!r}")
 
 
 def _reduce(x: jax.Array, reduction: str) -> jax.Array:
@@ -104,7 +105,7 @@ def _reduce(x: jax.Array, reduction: str) -> jax.Array:
     return 0.5 * jnp.sum(x, axis=axes)
   if reduction == "mean":
     return jnp.mean(x, axis=axes)
-  raise ValueError(f"reduction must be one of {REDUCTIONS}, not {reduction!r}")
+  raise InputError(f"reduction must be one of {REDUCTIONS}, not {reduction!r}")
 
 
 def content_loss(
@@ -154,8 +155,8 @@ def style_loss(
 
   Args:
     features: layer name to ``(N, H, W, C)``.
-    target_grams: layer name to ``(N, C, C)`` or ``(1, C, C)``, made with the same
-      ``normalize``.
+    target_grams: layer name to ``(1, C, C)``, one target for every image of the batch,
+      made with the same ``normalize``.
     layer_weights: layer name to a scalar weight.
     normalize: Gram normalisation, see :func:`gram_matrix`.
     reduction: ``"mean"``, ``"sum"`` or ``"half_sum"`` over the ``C x C`` entries.
@@ -168,7 +169,7 @@ def style_loss(
     ``(N,)``.
   """
   if layer_norm not in ("none", "chw"):
-    raise ValueError(f"layer_norm must be 'none' or 'chw', not {layer_norm!r}")
+    raise InputError(f"layer_norm must be 'none' or 'chw', not {layer_norm!r}")
   total = 0.0
   for name, w in layer_weights.items():
     f = jnp.asarray(features[name])
@@ -204,9 +205,9 @@ def total_variation(images: ArrayLike, *, kind: str = "l1", reduction: str = "su
   elif kind == "l2":
     dh, dw = jnp.square(dh), jnp.square(dw)
   else:
-    raise ValueError(f"kind must be one of {TV_KINDS}, not {kind!r}")
+    raise InputError(f"kind must be one of {TV_KINDS}, not {kind!r}")
   if reduction not in ("sum", "mean"):
-    raise ValueError(f"reduction must be 'sum' or 'mean', not {reduction!r}")
+    raise InputError(f"reduction must be 'sum' or 'mean', not {reduction!r}")
   return _reduce(dh, reduction) + _reduce(dw, reduction)
 
 
@@ -239,9 +240,6 @@ class LossSpec(NamedTuple):
   style_layer_norm: str = "none"
   tv_kind: str = "l1"
   tv_reduction: str = "sum"
-
-
-_DEFAULT_SPEC = LossSpec()
 
 
 _DEFAULT_SPEC = LossSpec()

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxstyle import losses, vgg
-from jaxstyle.config import StyleConfig
+from jaxstyle.config import OptimizerSettings, StyleConfig
+from jaxstyle.errors import InputError
 
 
 class Targets(NamedTuple):
@@ -47,31 +48,17 @@ class Static(NamedTuple):
   spec: losses.LossSpec
   pooling: str
   layers: tuple[str, ...]
-  optimizer: str
-  lbfgs_linesearch: str
-  learning_rate: float
-  adam_b1: float
-  adam_b2: float
-  adam_eps: float
-  lbfgs_memory: int
-  clip: bool
+  optimizer: OptimizerSettings
   chunk: int
 
   @classmethod
   def from_config(cls, config: StyleConfig) -> Static:
     return cls(
-      spec=config.loss_spec(),
-      pooling=config.pooling,
+      spec=config.loss.spec(),
+      pooling=config.network.pooling,
       layers=config.layers,
       optimizer=config.optimizer,
-      lbfgs_linesearch=config.lbfgs_linesearch,
-      learning_rate=float(config.learning_rate),
-      adam_b1=float(config.adam_b1),
-      adam_b2=float(config.adam_b2),
-      adam_eps=float(config.adam_eps),
-      lbfgs_memory=int(config.lbfgs_memory),
-      clip=bool(config.clip),
-      chunk=int(config.report_every),
+      chunk=int(config.run.chunk),
     )
 
 
@@ -86,10 +73,11 @@ def compute_targets(
   """Content activations and style Grams, computed once.
 
   Several style images give one target: the weighted mean of their Gram matrices with
-  ``config.style_blend`` (equal weights by default), as in jcjohnson's neural-style.
+  ``config.images.style_blend`` (equal weights by default), as in jcjohnson's neural-style.
 
   Args:
-    params: VGG19 params.
+    params: VGG19 params, prepared for the run's convolution algorithm
+      (:func:`jaxstyle.vgg.prepare`) so that targets and objective see the same network.
     content: ``(H, W, 3)`` RGB in [0, 1].
     style: ``(H', W', 3)`` RGB in [0, 1], or a list of such images.
     config: the settings (layers, pooling, Gram normalisation, blend).
@@ -99,11 +87,12 @@ def compute_targets(
     :class:`Targets`.
   """
   styles = list(style) if isinstance(style, (list, tuple)) else [style]
-  blend = style_blend_weights(config, len(styles))
+  blend = style_blend_weights(config.images.style_blend, len(styles))
   key = _target_key(config)
+  net = config.network
   gains = None
-  if config.native_pooling is not None and config.native_pooling != config.pooling:
-    gains = vgg.pool_gains(params, jnp.asarray(content)[None], native=config.native_pooling, pooling=config.pooling)
+  if net.native_pooling is not None and net.native_pooling != net.pooling:
+    gains = vgg.pool_gains(params, jnp.asarray(content)[None], native=net.native_pooling, pooling=net.pooling)
   content_feats = _content_features(params, jnp.asarray(content)[None], gains, key)
   parts = [_style_grams(params, jnp.asarray(s)[None], gains, key) for s in styles]
   if per_style:
@@ -113,20 +102,20 @@ def compute_targets(
   return Targets(content_feats, grams, pool_gains=gains)
 
 
-def style_blend_weights(config: StyleConfig, n: int) -> list[float]:
-  """The blend weights of ``n`` style images, normalised to sum to 1."""
-  w = list(config.style_blend) if config.style_blend is not None else [1.0] * n
+def style_blend_weights(blend: Sequence[float] | None, n: int) -> list[float]:
+  """The blend weights of ``n`` style images, normalised to sum to 1 (``None``: equal)."""
+  w = list(blend) if blend is not None else [1.0] * n
   if len(w) != n:
-    raise ValueError(f"style_blend has {len(w)} weights for {n} style images")
+    raise InputError(f"style_blend has {len(w)} weights for {n} style images")
   return [v / sum(w) for v in w]
 
 
 def _target_key(config: StyleConfig) -> tuple:
   return (
-    tuple(vgg.canonical_layer(n) for n in config.content_layers),
-    tuple(vgg.canonical_layer(n) for n in config.style_layers),
-    config.pooling,
-    config.gram_norm,
+    tuple(vgg.canonical_layer(n) for n, _ in config.loss.content_layers),
+    tuple(vgg.canonical_layer(n) for n, _ in config.loss.style_layers),
+    config.network.pooling,
+    config.loss.gram_norm,
   )
 
 

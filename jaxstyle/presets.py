@@ -1,7 +1,7 @@
 """Configurations that reproduce the recipes jaxstyle descends from.
 
 Each function returns a :class:`~jaxstyle.config.StyleConfig`; override fields with
-keyword arguments, e.g. ``gatys(size=256, steps=100)``. Our VGG19 is the original
+keyword arguments by their flat names, e.g. ``gatys(size=256, steps=100)``. Our VGG19 is the original
 Caffe network fed Caffe-preprocessed pixels (BGR, 0-255, mean-subtracted); the image
 being optimized is RGB in [0, 1].
 """
@@ -12,6 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 from jaxstyle.config import StyleConfig
+from jaxstyle.errors import InputError
+from jaxstyle.vgg import STYLE_LAYERS
+
+
+def _preset(name: str, **fields: Any) -> StyleConfig:
+  return StyleConfig(name=name).set(**fields)
 
 
 def gatys(**overrides: Any) -> StyleConfig:
@@ -28,23 +34,22 @@ def gatys(**overrides: Any) -> StyleConfig:
   ``init="noise"`` for the paper's start). Same network, same pixel scale, so no
   other adaptation is needed.
   """
-  return StyleConfig(
-    name="gatys",
-    content_layers=("relu4_2",),
-    style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
-    style_layer_weights=(0.05,) * 5,
+  return _preset(
+    "gatys",
+    content_layers=(("relu4_2", 1.0),),
+    style_layers=tuple((n, 0.05) for n in STYLE_LAYERS),
     content_weight=1.0,
     style_weight=1e3,
     gram_norm="chw",
     content_reduction="half_sum",
     style_reduction="sum",
-    optimizer="lbfgs",
+    kind="lbfgs",
     pooling="avg",
     native_pooling="avg",
     size=512,
     steps=500,
     init="content",
-  ).replace(**overrides)
+  ).set(**overrides)
 
 
 def pytorch_course(**overrides: Any) -> StyleConfig:
@@ -68,25 +73,24 @@ def pytorch_course(**overrides: Any) -> StyleConfig:
     over. ``style_weight=1e-2`` was chosen by eye on tubingen x starry_night: strongly
     stylized with the content legible, as in the course's results (1e-4 is faint).
   """
-  return StyleConfig(
-    name="pytorch-course",
-    content_layers=("relu4_2",),
-    style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
-    style_layer_weights=(1.0, 0.75, 0.2, 0.2, 0.2),
+  return _preset(
+    "pytorch-course",
+    content_layers=(("relu4_2", 1.0),),
+    style_layers=tuple(zip(STYLE_LAYERS, (1.0, 0.75, 0.2, 0.2, 0.2), strict=True)),
     content_weight=1.0,
     style_weight=1e2,
     gram_norm="none",
     content_reduction="mean",
     style_reduction="mean",
     style_layer_norm="chw",
-    optimizer="adam",
+    kind="adam",
     learning_rate=0.003 * 0.226,
     native_pooling="max",
     size=400,
     steps=2000,
     init="content",
     report_every=50,
-  ).replace(**overrides)
+  ).set(**overrides)
 
 
 def tf_tutorial(**overrides: Any) -> StyleConfig:
@@ -102,11 +106,10 @@ def tf_tutorial(**overrides: Any) -> StyleConfig:
   [0, 1] images, so its numbers carry over unchanged. Keras' ``block5_conv2`` includes
   the ReLU, i.e. our relu5_2.
   """
-  return StyleConfig(
-    name="tf-tutorial",
-    content_layers=("block5_conv2",),
-    style_layers=("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"),
-    style_layer_weights=(0.2,) * 5,
+  return _preset(
+    "tf-tutorial",
+    content_layers=(("block5_conv2", 1.0),),
+    style_layers=tuple((f"block{b}_conv1", 0.2) for b in range(1, 6)),
     content_weight=1e4,
     style_weight=1e-2,
     tv_weight=30.0,
@@ -115,17 +118,17 @@ def tf_tutorial(**overrides: Any) -> StyleConfig:
     style_reduction="mean",
     tv_kind="l1",
     tv_reduction="sum",
-    optimizer="adam",
+    kind="adam",
     learning_rate=0.02,
     native_pooling="max",
-    adam_b1=0.99,
-    adam_eps=0.1,
+    b1=0.99,
+    eps=0.1,
     clip=True,
     size=512,
     steps=1000,
     init="content",
     report_every=50,
-  ).replace(**overrides)
+  ).set(**overrides)
 
 
 PRESETS: dict[str, Callable[..., StyleConfig]] = {
@@ -140,4 +143,4 @@ def get(name: str, **overrides: Any) -> StyleConfig:
   try:
     return PRESETS[name](**overrides)
   except KeyError:
-    raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}") from None
+    raise InputError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}") from None

@@ -14,6 +14,7 @@ from jax.typing import ArrayLike
 from jaxstyle import images as imageio
 from jaxstyle import vgg
 from jaxstyle.config import StyleConfig
+from jaxstyle.errors import InputError
 from jaxstyle.objective import Targets, compute_targets, style_blend_weights
 
 
@@ -23,49 +24,76 @@ def as_image(x: ArrayLike | str | os.PathLike) -> np.ndarray:
     return imageio.load_image(x)
   arr = np.asarray(x, np.float32)
   if arr.ndim != 3 or arr.shape[-1] != 3:
-    raise ValueError(f"an image must be (H, W, 3), got shape {arr.shape}")
+    raise InputError(f"an image must be (H, W, 3), got shape {arr.shape}")
   return arr
 
 
-def prepare_images(content, style, config: StyleConfig) -> tuple[np.ndarray, list[np.ndarray]]:
-  """Loads and resizes content (longest side ``config.size``) and each style image
-  (longest side ``style_scale`` times the content's), and checks they reach the deepest
-  layer. ``style`` is one image or a list; a list is returned."""
-  content = as_image(content)
-  if config.size is not None:
-    content = imageio.resize(content, config.size)
-  side = max(1, round(max(content.shape[:2]) * config.style_scale))
-  styles = [imageio.resize(as_image(s), side) for s in (style if isinstance(style, (list, tuple)) else [style])]
-  if not styles:
-    raise ValueError("at least one style image is needed")
-  style_blend_weights(config, len(styles))
+def scaled_shape(shape: tuple[int, ...], size: int | None) -> tuple[int, int]:
+  """``(H, W)`` of an image of ``shape`` resized to longest side ``size`` (as :func:`jaxstyle.images.resize`)."""
+  h, w = shape[:2]
+  if size is None:
+    return h, w
+  s = size / max(h, w)
+  return max(1, round(h * s)), max(1, round(w * s))
+
+
+def check_sizes(content_shape, style_shapes, config: StyleConfig) -> None:
+  """Refuses, before any work, images that would be too small for the deepest layer at
+  the run's first scale (the smallest)."""
+  sizes = config.images.scales or (config.images.size,)
+  content = scaled_shape(content_shape, sizes[0])
+  side = max(1, round(max(content) * config.images.style_scale))
   need = max(vgg.layer_stride(n) for n in config.layers)
-  for what, im in [("content", content)] + [("style", s) for s in styles]:
-    if min(im.shape[:2]) < need:
-      raise ValueError(
-        f"{what} image is {im.shape[1]}x{im.shape[0]} px, too small for layer "
+  shapes = [("content", content)] + [("style", scaled_shape(s, side)) for s in style_shapes]
+  for what, (h, w) in shapes:
+    if min(h, w) < need:
+      raise InputError(
+        f"{what} image is {w}x{h} px, too small for layer "
         f"{max(config.layers, key=vgg.layer_depth)} (needs at least {need} px per side)"
       )
-  return content, styles
 
 
-def initial_image(content: np.ndarray, config: StyleConfig, style: list[np.ndarray] | None = None) -> np.ndarray:
+def prepare_images(content, style, config: StyleConfig) -> tuple[np.ndarray, list[np.ndarray]]:
+  """Resizes content (longest side ``config.images.size``) and each style image (longest
+  side ``style_scale`` times the content's), and checks they reach the deepest layer.
+  ``style`` is one image or a list; a list is returned."""
+  content = as_image(content)
+  styles = [as_image(s) for s in (style if isinstance(style, (list, tuple)) else [style])]
+  check_inputs(content, styles, config)
+  if config.images.size is not None:
+    content = imageio.resize(content, config.images.size)
+  side = max(1, round(max(content.shape[:2]) * config.images.style_scale))
+  return content, [imageio.resize(s, side) for s in styles]
+
+
+def initial_image(
+  content: np.ndarray,
+  config: StyleConfig,
+  style: list[np.ndarray] | None = None,
+  *,
+  init_image: ArrayLike | None = None,
+) -> np.ndarray:
   """The starting image: the content, seeded uniform noise, flat gray, seeded noise with
-  the style images' colour statistics, or a file."""
-  if config.init == "content":
+  the style images' colour statistics, or ``init_image`` (read from ``config.images.init``
+  when that names a file and no array is given), resized to the content."""
+  init, seed = config.images.init, config.images.seed
+  if init == "content":
     return content.copy()
-  if config.init == "noise":
-    key = jax.random.key(config.seed)
-    return np.asarray(jax.random.uniform(key, content.shape, jnp.float32))
-  if config.init == "gray":
+  if init == "noise":
+    return np.asarray(jax.random.uniform(jax.random.key(seed), content.shape, jnp.float32))
+  if init == "gray":
     return np.full(content.shape, 0.5, np.float32)
-  if config.init == "style":
+  if init == "style":
     if style is None:
-      raise ValueError("init 'style' needs the style image")
+      raise InputError("init 'style' needs the style image")
     ref = np.concatenate([np.reshape(s, (-1, 3)) for s in style])
-    noise = np.asarray(jax.random.normal(jax.random.key(config.seed), content.shape, jnp.float32))
+    noise = np.asarray(jax.random.normal(jax.random.key(seed), content.shape, jnp.float32))
     return np.clip(ref.mean(0) + noise * ref.std(0), 0.0, 1.0).astype(np.float32)
-  return imageio.resize(imageio.load_image(config.init), content.shape[:2])
+  if init_image is None:
+    if init == "fast":
+      raise InputError("init 'fast' needs the fast network's output (init_image)")
+    init_image = imageio.load_image(init)
+  return imageio.resize(as_image(init_image), content.shape[:2])
 
 
 class Problem(NamedTuple):
@@ -83,7 +111,7 @@ def as_mask(mask: ArrayLike | str | os.PathLike) -> np.ndarray:
   if m.ndim == 2:
     m = m[..., None]
   if m.ndim != 3 or m.shape[-1] not in (1, 3):
-    raise ValueError(f"a mask must be (H, W), (H, W, 1) or (H, W, 3), got shape {m.shape}")
+    raise InputError(f"a mask must be (H, W), (H, W, 1) or (H, W, 3), got shape {m.shape}")
   return np.clip(m.mean(axis=-1, keepdims=True), 0.0, 1.0).astype(np.float32)
 
 
@@ -96,9 +124,9 @@ def color_inputs(content: np.ndarray, styles: list[np.ndarray], config: StyleCon
   """Content and styles in the working colour space of ``config.preserve_color``."""
   from jaxstyle import color
 
-  if config.preserve_color == "histogram":
+  if config.images.preserve_color == "histogram":
     return content, [color.match_histogram(st, content) for st in styles]
-  if config.preserve_color == "luminance":
+  if config.images.preserve_color == "luminance":
     return color.luminance_image(content), [color.luminance_image(st, like=content) for st in styles]
   return content, styles
 
@@ -109,16 +137,18 @@ def finish(image: ArrayLike, content: np.ndarray, config: StyleConfig) -> np.nda
   from jaxstyle import color
 
   image = np.asarray(image, np.float32)
-  if config.preserve_color == "luminance":
+  if config.images.preserve_color == "luminance":
     return color.recombine(image, imageio.resize(content, image.shape[:2]))
   return image
 
 
-def setup_problem(params, content, style, config: StyleConfig, *, mask=None, regions=None, start=None) -> Problem:
-  """Resizes, recolours and computes targets for one scale (``config.size``).
+def setup_problem(
+  params, content, style, config: StyleConfig, *, mask=None, regions=None, start=None, init_image=None
+) -> Problem:
+  """Resizes, recolours and computes targets for one scale (``config.images.size``).
 
   Args:
-    params: VGG19 params.
+    params: VGG19 params, prepared for the run's convolution algorithm.
     content: ``(H, W, 3)`` RGB (any size) or a path.
     style: one style image or path, or a list of them.
     config: settings of this scale.
@@ -126,21 +156,33 @@ def setup_problem(params, content, style, config: StyleConfig, *, mask=None, reg
     regions: optional list of one region map (array or path, content coordinates) per
       style image: style ``k`` is matched inside region ``k`` only (guided Grams).
     start: optional image to start from (resized to this scale), e.g. the previous scale's result.
+    init_image: the starting image when ``config.images.init`` is a file or ``"fast"``.
   """
   content, styles = prepare_images(content, style, config)
   work, styles = color_inputs(content, styles, config)
   targets = compute_targets(params, work, styles, config, per_style=regions is not None)
   if regions is not None:
     if len(regions) != len(styles):
-      raise ValueError(f"{len(regions)} region maps for {len(styles)} style images; give one per style")
+      raise InputError(f"{len(regions)} region maps for {len(styles)} style images; give one per style")
     maps = [_fit(r, work.shape[:2])[..., 0] for r in regions]
     targets = targets._replace(regions=jnp.asarray(np.stack(maps)))
   if mask is not None:
     targets = targets._replace(mask=jnp.asarray(_fit(mask, work.shape[:2])), anchor=jnp.asarray(work))
   if start is not None:
     x0 = imageio.resize(np.asarray(start, np.float32), work.shape[:2])
-    if config.preserve_color == "luminance":
+    if config.images.preserve_color == "luminance":
       x0 = color_inputs(x0, [], config)[0]
   else:
-    x0 = initial_image(work, config, styles)
+    x0 = initial_image(work, config, styles, init_image=init_image)
   return Problem(work, styles, targets, x0)
+
+
+def check_inputs(content, styles, config: StyleConfig, *, regions=None) -> None:
+  """Checks a run's arrays against its settings before any work: one blend weight and
+  one region map per style image, and every image large enough for the deepest layer."""
+  if not styles:
+    raise InputError("at least one style image is needed")
+  style_blend_weights(config.images.style_blend, len(styles))
+  if regions is not None and len(regions) != len(styles):
+    raise InputError(f"{len(regions)} region maps for {len(styles)} style images; give one per style")
+  check_sizes(np.shape(content), [np.shape(s) for s in styles], config)

@@ -4,7 +4,7 @@ A sweep is a :class:`~jaxstyle.losses.LossWeights` whose leaves carry a leading 
 axis ``B``. Image, optimizer state and weights are vmapped; VGG params and the
 content/style targets are shared (computed once); L-BFGS keeps one history and line
 search per member. On several devices the batch axis is sharded over a 1-D mesh
-(``jax.sharding``), so 8 devices run an 8x larger sweep in the time of one; on several
+(``jax.sharding``), so more devices run a larger sweep in the same time; on several
 hosts call ``jax.distributed.initialize()`` first and the same mesh spans every
 process's devices.
 """
@@ -24,13 +24,13 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxstyle import losses, vgg
-from jaxstyle.compilation import ResourceError
 from jaxstyle.config import StyleConfig
+from jaxstyle.errors import InputError, ResourceError
 from jaxstyle.optimize import Progress, optimize
 from jaxstyle.problem import as_image, finish, setup_problem
 
 
-class SweepMemoryError(ValueError):
+class SweepMemoryError(ResourceError):
   """Even one member per device does not fit in device memory."""
 
 
@@ -75,6 +75,7 @@ def stylize_sweep(
   params: Mapping | None = None,
   mask: Any = None,
   regions: Sequence | None = None,
+  init_image: Any = None,
   batch_size: int | None = None,
   devices: Sequence[jax.Device] | None = None,
   callback: Callable[[Progress], None] | None = None,
@@ -86,12 +87,12 @@ def stylize_sweep(
 
   Args:
     content: ``(H, W, 3)`` RGB in [0, 1], or a path.
-    style: one style image or path, or a list of them (blended by ``config.style_blend``).
+    style: one style image or path, or a list of them (blended by ``config.images.style_blend``).
     config: the shared settings; its style layers must include every layer that a
       member weights (see :class:`SweepSpec`).
     weights: :class:`LossWeights` with a leading batch axis ``B`` on every leaf.
     params: VGG19 params; default ``load_vgg19()``.
-    mask, regions: as :func:`~jaxstyle.stylize`'s.
+    mask, regions, init_image: as :func:`~jaxstyle.stylize`'s.
     batch_size: members per compiled batch (default all, rounded up to a multiple of
       the device count); halved automatically while a batch does not fit in memory.
     devices: devices to shard the batch over (default all local devices).
@@ -100,26 +101,25 @@ def stylize_sweep(
   Returns:
     :class:`SweepResult`.
   """
-  config = config.validate()
   if params is None:
     from jaxstyle.weights import load_vgg19
 
     params = load_vgg19()
   sizes = {np.shape(x)[0] if np.ndim(x) else None for x in jax.tree.leaves(weights)}
   if len(sizes) != 1 or None in sizes:
-    raise ValueError("every leaf of a sweep's weights needs the same leading batch axis")
+    raise InputError("every leaf of a sweep's weights needs the same leading batch axis")
   (total,) = sizes
-  if config.scales:
-    raise ValueError("sweeps run at one scale: set size, not scales")
+  if config.images.scales:
+    raise InputError("sweeps run at one scale: set size, not scales")
   content_rgb = as_image(content)
-  problem = setup_problem(params, content_rgb, style, config, mask=mask, regions=regions)
+  # Winograd kernels transformed once, for the targets and every batch.
+  params = vgg.prepare(params, config.network.conv, layers=config.layers)
+  problem = setup_problem(params, content_rgb, style, config, mask=mask, regions=regions, init_image=init_image)
   targets, x0 = problem.targets, problem.start
   devices = list(devices) if devices is not None else jax.local_devices()
   n_dev = len(devices)
   mesh = jax.sharding.Mesh(np.asarray(devices), ("batch",))
   shared = NamedSharding(mesh, P())
-  # Winograd kernels transformed once for every batch, and replicated with the rest.
-  params = vgg.prepare(params, config.conv, layers=config.layers)
   params, targets = jax.device_put((params, targets), shared)
   batch = -(-min(batch_size or total, total) // n_dev) * n_dev
   outputs: list[tuple[np.ndarray, dict, dict]] = []
@@ -169,7 +169,7 @@ def stylize_sweep(
     for i in range(keep):
       finals.append({k: float(np.asarray(v)[i]) for k, v in final.items()})
   timings.update(
-    image_steps_per_s=total * config.steps / timings["run_s"] if timings["run_s"] > 0 else 0.0,
+    image_steps_per_s=total * config.run.steps / timings["run_s"] if timings["run_s"] > 0 else 0.0,
     batch=batch,
     devices=n_dev,
   )
@@ -184,7 +184,7 @@ class SweepSpec:
   """A grid of settings: every combination of the given values.
 
   Attributes:
-    ratios: alpha/beta values; beta = ``config.content_weight / ratio``.
+    ratios: alpha/beta values; beta = ``config.loss.content_weight / ratio``.
     style_layer_sets: subsets of style layers; each set's weights are the config's
       weights of those layers, rescaled so that they sum to what the full set sums to.
     tv_weights: total-variation weights.
@@ -200,17 +200,17 @@ class SweepSpec:
     """The shared config: the union of every set's style layers, in network order."""
     if not self.style_layer_sets:
       return config
-    names = {vgg.canonical_layer(n) for n in config.style_layers}
+    base = {vgg.canonical_layer(n): w for n, w in config.loss.style_layers}
+    names = set(base)
     for s in self.style_layer_sets:
       names |= {vgg.canonical_layer(n) for n in s}
     union = tuple(sorted(names, key=vgg.layer_depth))
-    base = dict(zip(map(vgg.canonical_layer, config.style_layers), _layer_weights(config), strict=True))
-    return config.replace(style_layers=union, style_layer_weights=tuple(base.get(n, 1.0) for n in union))
+    return config.set(style_layers=tuple((n, base.get(n, 1.0)) for n in union))
 
   def grid(self, config: StyleConfig) -> tuple[list[dict], list[StyleConfig], int]:
     """Every member as (labels, standalone config); also the number of columns."""
     run = self.run_config(config)
-    base = dict(zip(run.style_layers, _layer_weights(run), strict=True))
+    base = dict(run.loss.style_layers)
     full = sum(_layer_weights(config))
     labels, configs = [], []
     sets = self.style_layer_sets or [None]
@@ -223,16 +223,16 @@ class SweepSpec:
         names = tuple(vgg.canonical_layer(n) for n in layers)
         raw = [base[n] for n in names]
         scale = full / sum(raw) if sum(raw) > 0 else 1.0
-        changes.update(style_layers=names, style_layer_weights=tuple(w * scale for w in raw))
+        changes["style_layers"] = tuple((n, w * scale) for n, w in zip(names, raw, strict=True))
         label["style_layers"] = list(names)
       if tv is not None:
         changes["tv_weight"] = float(tv)
         label["tv_weight"] = float(tv)
       if ratio is not None:
-        changes["style_weight"] = config.content_weight / ratio
+        changes["style_weight"] = config.loss.content_weight / ratio
         label["ratio"] = float(ratio)
       labels.append(label)
-      configs.append(config.replace(**changes))
+      configs.append(config.set(**changes))
     return labels, configs, len(ratios)
 
   def weights(self, config: StyleConfig) -> losses.LossWeights:
@@ -240,14 +240,14 @@ class SweepSpec:
     run = self.run_config(config)
     out = []
     for member in self.grid(config)[1]:
-      w = member.loss_weights()
-      layers = {n: w.style_layers.get(n, jnp.float32(0.0)) for n in run.style_layers}
+      w = member.loss.weights()
+      layers = {n: w.style_layers.get(n, jnp.float32(0.0)) for n, _ in run.loss.style_layers}
       out.append(w._replace(style_layers=layers))
     return stack_weights(out)
 
 
 def _layer_weights(config: StyleConfig) -> tuple[float, ...]:
-  return config.style_layer_weights or (1.0,) * len(config.style_layers)
+  return tuple(w for _, w in config.loss.style_layers)
 
 
 def label_text(label: Mapping[str, Any]) -> str:

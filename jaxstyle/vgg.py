@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxstyle import winograd
+from jaxstyle.errors import InputError
 
 # Convolutions per block and the channel widths of the original network.
 BLOCK_DEPTHS = (2, 2, 4, 4, 4)
@@ -69,7 +70,7 @@ def canonical_layer(name: str) -> str:
     alias = f"pool{m.group(1)}" if m else ""
   if alias in _INDEX:
     return alias
-  raise ValueError(
+  raise InputError(
     f"unknown VGG19 layer {name!r}; known layers: conv1_1..conv5_4, relu1_1..relu5_4,"
     " pool1..pool5 (Keras names like block5_conv2 are accepted too)"
   )
@@ -170,8 +171,7 @@ class Conv3x3(nn.Module):
 
 
 # Narrowest layer (min of input and output channels) that runs through Winograd under
-# conv="winograd": on a 2-core AVX-512 CPU at 256 px, a value-and-gradient of VGG up to
-# relu5_1 took 268 ms direct, 179 ms from 256 channels, 170 from 128, 175 from 64.
+# conv="winograd": the fastest threshold measured on CPU (bench/RESULTS.md).
 WINOGRAD_MIN_WIDTH = 128
 CONV_ALGORITHMS = ("auto", "direct", "winograd")
 
@@ -180,7 +180,7 @@ def resolve_conv(conv: str, backend: str | None = None) -> str:
   """``"auto"`` is Winograd on CPU, where XLA convolves directly, and direct elsewhere
   (cuDNN and TPU pick their own algorithms)."""
   if conv not in CONV_ALGORITHMS:
-    raise ValueError(f"conv must be one of {', '.join(CONV_ALGORITHMS)}, not {conv!r}")
+    raise InputError(f"conv must be one of {', '.join(CONV_ALGORITHMS)}, not {conv!r}")
   if conv == "auto":
     return "winograd" if (backend or jax.default_backend()) == "cpu" else "direct"
   return conv
@@ -197,8 +197,8 @@ def prepare(
   ``min_width`` channels wide in and out gains ``winograd_fwd`` ``(36, C_in, C_out)`` and
   ``winograd_bwd`` ``(36, C_out, C_in)`` leaves (kernels already there are kept); with
   ``"direct"``, such leaves are dropped. Done once per run, so steps do no work on weights.
-  The transformed kernels take 8x the memory of the kernels they stand for (up to
-  relu5_1, 0.4 GB for the real network).
+  The transformed kernels take 8x the memory of the kernels they stand for (36 taps
+  instead of 9, twice).
 
   Args:
     params: VGG19 params.
@@ -294,9 +294,9 @@ class VGG19(nn.Module):
 def _pool(x: jax.Array, pooling: str) -> jax.Array:
   # 2x2/stride-2 VALID pooling as a reshape and a reduction: same values as nn.max_pool /
   # nn.avg_pool, but autodiff turns it into fusible elementwise ops, where the gradient of
-  # reduce_window (select_and_scatter) ran ~12x slower on XLA:CPU (31 vs 2.6 ms at block 1).
+  # reduce_window (select_and_scatter) ran an order of magnitude slower on XLA:CPU (bench/RESULTS.md).
   if pooling not in ("max", "avg"):
-    raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
+    raise InputError(f"pooling must be 'max' or 'avg', not {pooling!r}")
   n, h, w, c = x.shape
   x = x[:, : h // 2 * 2, : w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c)
   return x.max(axis=(2, 4)) if pooling == "max" else x.mean(axis=(2, 4))
@@ -376,7 +376,7 @@ def extract_features(
   if single:
     images = images[None]
   if images.ndim != 4 or images.shape[-1] != 3:
-    raise ValueError(f"images must be (N, H, W, 3) or (H, W, 3), got shape {images.shape}")
+    raise InputError(f"images must be (N, H, W, 3) or (H, W, 3), got shape {images.shape}")
   names = list(LAYERS) if layers is None else list(layers)
   canon = [canonical_layer(n) for n in names]
   model = VGG19(widths=widths_of(params), pooling=pooling)

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxstyle import vgg
+from jaxstyle.errors import WeightsError
 from jaxstyle.images import atomic_path
 
 KERAS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -54,10 +55,6 @@ FILENAME = "vgg19.h5"
 HOW_TO_GET = "run 'jaxstyle weights fetch' (or pass --weights PATH / set JAXSTYLE_WEIGHTS)"
 
 Weights = dict  # conv name -> {"kernel": ndarray, "bias": ndarray}
-
-
-class WeightsError(ValueError):
-  """Weights are missing, corrupt, foreign or of the wrong shapes; one-line message."""
 
 
 # --------------------------------------------------------------------------- paths
@@ -351,20 +348,23 @@ def read_weights(path: str | os.PathLike) -> tuple[dict, dict]:
   return check_weights(raw, widths=widths, where=path), attrs
 
 
-def load_vgg19(path: str | os.PathLike | None = None) -> dict:
+def load_vgg19(path: str | os.PathLike | None = None, *, with_info: bool = False) -> dict | tuple[dict, dict]:
   """Loads VGG19 params as a pytree of ``jax.Array``.
 
   Args:
     path: a weights file in our layout; default :func:`default_path`.
+    with_info: also return :func:`info`'s description, from the same read.
 
   Returns:
     ``{"conv1_1": {"kernel": (3, 3, 3, 64), "bias": (64,)}, ...}``, ready for
-    ``VGG19().apply({"params": params}, x)``.
+    ``VGG19().apply({"params": params}, x)``; with ``with_info``, ``(params, info)``.
   """
   import jax
 
-  params, _ = read_weights(default_path() if path is None else path)
-  return jax.tree.map(jax.numpy.asarray, params)
+  path = default_path() if path is None else Path(path)
+  params, attrs = read_weights(path)
+  loaded = jax.tree.map(jax.numpy.asarray, params)
+  return (loaded, _describe(path, params, attrs)) if with_info else loaded
 
 
 # --------------------------------------------------------------------------- fetching
@@ -477,6 +477,9 @@ def fetch(
 def info(path: str | os.PathLike | None = None) -> dict:
   """Describes a weights file: path, attributes and parameter count."""
   path = default_path() if path is None else Path(path)
-  params, attrs = read_weights(path)
+  return _describe(path, *read_weights(path))
+
+
+def _describe(path: Path, params: dict, attrs: dict) -> dict:
   count = sum(a.size for leaves in params.values() for a in leaves.values())
   return {"path": os.fspath(path), **attrs, "layers": len(params), "parameters": int(count)}

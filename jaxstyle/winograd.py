@@ -5,9 +5,7 @@ algorithm transforms both tiles to a 6x6 "frequency" grid where the convolution 
 36 independent matrix products over channels: 36 multiply-adds per channel pair for 16
 outputs instead of 144, a quarter of the FLOPs. The transforms cost memory traffic that
 grows with C_in + C_out while the saved FLOPs grow with C_in * C_out, so it wins on wide
-layers: on the 2-core CPU this was written on, a 512 -> 512 layer at 256 px ran 2.3x
-faster than XLA's direct convolution, a 128 -> 128 layer about as fast; in the whole
-VGG value-and-gradient, Winograd from 128 channels up was fastest (see
+layers (measurements in bench/RESULTS.md; the threshold is
 :data:`jaxstyle.vgg.WINOGRAD_MIN_WIDTH`).
 
 The kernel transform is done once per run (:func:`transform_kernel`) and passed in, so

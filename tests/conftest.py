@@ -4,15 +4,18 @@ import os
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 os.environ["JAXSTYLE_COMPILATION_CACHE"] = ""  # hermetic: the CLI's on-disk cache stays off in tests
 
+from jaxstyle import images as _images  # noqa: E402
 from jaxstyle import vgg, weights  # noqa: E402
 
 TINY_WIDTHS = (4, 8, 8, 8, 8)
+VARIANTS = ("plain", "jit", "vmap")
 SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 
 
@@ -29,6 +32,16 @@ def tiny_weights_file(tmp_path_factory, tiny_params):
   tree = jax.tree.map(np.asarray, tiny_params)
   weights.save_weights(path, tree, source="random (tests)", checksum="none")
   return path
+
+
+def variants(fn):
+  """The same function plain, jitted, and vmapped over a new leading axis of size 1 of every
+  argument (outputs unbatched again), so one test body checks all three."""
+  return {
+    "plain": fn,
+    "jit": jax.jit(fn),
+    "vmap": lambda *a: jax.tree.map(lambda y: y[0], jax.vmap(fn)(*jax.tree.map(lambda x: jnp.asarray(x)[None], a))),
+  }
 
 
 def rng_image(seed: int, h: int, w: int) -> np.ndarray:
@@ -57,3 +70,22 @@ def shared_images():
   if not SHARED_IMAGES.is_dir():
     pytest.skip(f"{SHARED_IMAGES} not present")
   return SHARED_IMAGES
+
+
+CONTENT = rng_image(0, 32, 40)
+STYLE = rng_image(1, 40, 32)
+
+
+def tiny(**kw):
+  """The ``gatys`` preset for tiny tests: input size kept, 6 steps, reports every 3."""
+  from jaxstyle import presets
+
+  return presets.gatys(**{"size": None, "steps": 6, "report_every": 3, **kw})
+
+
+@pytest.fixture
+def files(tmp_path, tiny_weights_file, monkeypatch):
+  monkeypatch.setenv("JAXSTYLE_WEIGHTS", str(tiny_weights_file))
+  _images.save_image(tmp_path / "c.png", CONTENT)
+  _images.save_image(tmp_path / "s.png", STYLE)
+  return tmp_path

@@ -44,7 +44,8 @@ def test_stylize_end_to_end(env, capsys):
   assert im.shape == (24, 32, 3)
   assert "step 4/4" in stderr and "it/s" in stderr and "ETA" in stderr
   rec = json.loads((out / "r.json").read_text())
-  assert rec["settings"]["size"] == 32 and rec["settings"]["steps"] == 4 and rec["settings"]["name"] == "gatys"
+  st = rec["settings"]
+  assert st["images"]["size"] == 32 and st["run"]["steps"] == 4 and st["name"] == "gatys"
   assert set(rec["losses"]) == {"content", "style", "tv", "total"}
   assert rec["timings"]["compile_s"] >= 0 and rec["timings"]["steps_per_s"] > 0
   assert rec["versions"]["jax"] and rec["device"]["platform"] == "cpu"
@@ -90,15 +91,21 @@ def test_overrides_reach_the_settings(env, capsys):
   assert code == 0, stderr
   assert stderr == ""  # --quiet
   s = json.loads((out / "r.json").read_text())["settings"]
-  assert (s["optimizer"], s["learning_rate"], s["content_weight"], s["style_weight"], s["tv_weight"]) == (
+  o, lo = s["optimizer"], s["loss"]
+  assert (o["kind"], o["learning_rate"], lo["content_weight"], lo["style_weight"], lo["tv_weight"]) == (
     "adam",
     0.01,
     2.0,
     3.0,
     0.5,
   )
-  assert s["style_layers"] == ["relu1_1", "relu2_1"] and s["style_layer_weights"] == [1.0, 0.75]
-  assert (s["init"], s["seed"], s["pooling"], s["name"]) == ("noise", 7, "avg", "tf-tutorial")
+  assert s["loss"]["style_layers"] == [["relu1_1", 1.0], ["relu2_1", 0.75]]
+  assert (s["images"]["init"], s["images"]["seed"], s["network"]["pooling"], s["name"]) == (
+    "noise",
+    7,
+    "avg",
+    "tf-tutorial",
+  )
 
 
 def test_help_lists_every_option(capsys):
@@ -144,7 +151,7 @@ def _bad_cases(ins, out, tmp_path):
     "unknown layer": (["stylize", c, s, "-o", o, "--style-layers", "relu9_1"], "unknown VGG19 layer"),
     "negative weight": (["stylize", c, s, "-o", o, "--style-weight", "-1"], "style_weight"),
     "non-numeric weight": (["stylize", c, s, "-o", o, "--content-weight", "abc"], "expected a number"),
-    "bad layer weight": (["stylize", c, s, "-o", o, "--style-layers", "relu1_1:x"], "bad layer weight"),
+    "bad layer weight": (["stylize", c, s, "-o", o, "--style-layers", "relu1_1:x"], "expected layers"),
     "bad size": (["stylize", c, s, "-o", o, "--size", "0"], "positive integer"),
     "bad preset": (["stylize", c, s, "-o", o, "--preset", "nope"], "invalid choice"),
     "unknown option": (["stylize", c, s, "-o", o, "--frobnicate"], "unrecognized arguments"),
@@ -239,8 +246,9 @@ def test_sidecar_is_reproducible(env, capsys):
   np.testing.assert_array_equal(images.load_image(out / "a.png"), images.load_image(out / "b.png"))
 
 
-def test_compilation_cache_makes_the_second_run_start_faster(tmp_path, tiny_weights_file):
-  """The CLI keeps compiled programs on disk: a second process compiles (almost) nothing."""
+def test_compilation_cache_serves_the_second_run(tmp_path, tiny_weights_file):
+  """The CLI keeps compiled programs on disk: a second process of the same shapes finds
+  every program there and adds none (its time is measured in bench/, not here)."""
   images.save_image(tmp_path / "c.png", rng_image(0, 24, 32))
   env = {
     **os.environ,
@@ -248,7 +256,7 @@ def test_compilation_cache_makes_the_second_run_start_faster(tmp_path, tiny_weig
     "JAXSTYLE_COMPILATION_CACHE": str(tmp_path / "xla"),
     "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
   }
-  compile_s = []
+  entries = []
   for k in range(2):
     out = tmp_path / f"r{k}.png"
     r = subprocess.run(
@@ -269,6 +277,6 @@ def test_compilation_cache_makes_the_second_run_start_faster(tmp_path, tiny_weig
       env=env,
     )
     assert r.returncode == 0, r.stderr
-    compile_s.append(json.loads(out.with_suffix(".json").read_text())["timings"]["compile_s"])
-  assert list((tmp_path / "xla").iterdir()), "nothing was cached"
-  assert compile_s[1] < 0.5 * compile_s[0], compile_s
+    entries.append(sorted(p.name for p in (tmp_path / "xla").iterdir()))
+  assert entries[0], "nothing was cached"
+  assert entries[1] == entries[0]  # every program came from the cache

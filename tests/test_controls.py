@@ -1,6 +1,7 @@
 """Perceptual controls: colour, scales, style scale, init, mask, output formats."""
 
 import json
+import shlex
 import struct
 import zlib
 
@@ -9,16 +10,12 @@ import pytest
 from PIL import Image
 
 import jaxstyle as js
-from jaxstyle import cli, color, images, presets, problem, sweep
+from jaxstyle import cli, color, images, problem, sweep
 from jaxstyle.config import auto_scales
-from tests.conftest import rng_image
+from tests.conftest import rng_image, tiny
 
 CONTENT = 0.25 + 0.5 * rng_image(0, 32, 40)  # mid-range, so recombined colours stay in gamut
 STYLE = rng_image(1, 40, 32)
-
-
-def tiny(**kw):
-  return presets.gatys(**{"size": None, "steps": 6, "report_every": 3, **kw})
 
 
 def test_luminance_mode_keeps_the_content_chroma(tiny_params):
@@ -168,9 +165,9 @@ def test_cli_controls_end_to_end(cli_files, capsys):
   ]
   assert cli.main([str(a) for a in args]) == 0, capsys.readouterr().err
   rec = json.loads((tmp_path / "o.json").read_text())
-  assert rec["settings"]["scales"] == [20, 40] and rec["settings"]["preserve_color"] == "luminance"
+  assert rec["settings"]["images"]["scales"] == [20, 40] and rec["settings"]["images"]["preserve_color"] == "luminance"
   assert [s["size"] for s in rec["scales"]] == [[16, 20], [32, 40]]
-  assert [s["steps"] for s in rec["scales"]] == [2, 3] and rec["settings"]["coarse_steps"] == 2
+  assert [s["steps"] for s in rec["scales"]] == [2, 3] and rec["settings"]["images"]["coarse_steps"] == 2
   depth, _, arr = _read_png16(tmp_path / "o.png")
   assert depth == 16 and arr.shape == (32, 40, 3)
   np.testing.assert_allclose(arr[:, :9] / 65535.0, images.load_image(tmp_path / "c.png")[:, :9], atol=2e-3)
@@ -220,8 +217,7 @@ def test_each_region_takes_its_own_style(tiny_params):
   config = tiny(
     steps=40,
     report_every=20,
-    style_layers=("relu1_1", "relu2_1"),
-    style_layer_weights=(0.05, 0.05),
+    style_layers=(("relu1_1", 0.05), ("relu2_1", 0.05)),
     content_weight=0.0,
     init="gray",
   )
@@ -251,6 +247,8 @@ def test_cli_sweep_honours_mask_and_regions(cli_files, capsys):
     "40",
     "--steps",
     "3",
+    "--preserve-color",
+    "luminance",
     "--mask",
     tmp_path / "m.png",
     "--style-regions",
@@ -259,9 +257,15 @@ def test_cli_sweep_honours_mask_and_regions(cli_files, capsys):
   ]
   assert cli.main([str(a) for a in args]) == 0, capsys.readouterr().err
   rec = json.loads((tmp_path / "o" / "sweep.json").read_text())
-  for m in rec["members"]:
+  for k, m in enumerate(rec["members"]):
     out = images.load_image(tmp_path / "o" / m["image"])
     np.testing.assert_allclose(out[:, :9], images.load_image(tmp_path / "c.png")[:, :9], atol=1.5 / 255)
+    # each member alone, from the command its record gives, is the same image
+    cmd = shlex.split(m["command"])
+    alone = tmp_path / f"alone{k}.png"
+    cmd[cmd.index("-o") + 1] = str(alone)
+    assert cli.main(cmd[1:] + ["-q"]) == 0, capsys.readouterr().err
+    np.testing.assert_allclose(images.load_image(alone), out, atol=2.5 / 255)
   bad = [*args[:-3], "--style-regions", tmp_path / "m.png", tmp_path / "m.png", "-q"]
   assert cli.main([str(a) for a in bad]) == 2 and "one per style" in capsys.readouterr().err
 

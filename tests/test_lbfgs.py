@@ -73,10 +73,33 @@ def test_vmap_equals_loop():
 
 
 def test_failed_line_search_keeps_the_iterate_and_resets_memory():
-  f = lambda x: jnp.where(jnp.sum(x) > 0, jnp.nan, jnp.sum(x**2))  # every trial step lands on NaN
-  x0 = jnp.array([-0.1, -0.1])
-  vg = jax.value_and_grad(lambda x: f(-x))
-  state = lbfgs.init(x0, *vg(x0))
+  x0 = jnp.array([1.0, 1.0])
+  # Finite with a non-zero gradient at x0, NaN a hair along the descent direction: every trial fails.
+  f = lambda x: jnp.where(jnp.sum(x) < jnp.sum(x0) - 1e-6, jnp.nan, jnp.sum(x**2))
+  vg = jax.value_and_grad(f)
+  v0, g0 = vg(x0)
+  assert np.isfinite(float(v0)) and float(jnp.abs(g0).sum()) > 0
+  state = lbfgs.init(x0, v0, g0)
   x1, s1 = jax.jit(lambda x, s: lbfgs.step(x, s, vg, max_backtracks=5))(x0, state)
   np.testing.assert_array_equal(x1, x0)
   assert int(s1.count) == 0 and int(s1.backtracks) == 5
+  np.testing.assert_array_equal(s1.grad, g0)  # the state still describes x0
+
+
+def test_as_an_optax_transformation_it_takes_the_same_steps():
+  a, b = jnp.logspace(0, 1, 6), jnp.linspace(-1, 1, 6)
+  f = quadratic(a, b)
+  opt = lbfgs.lbfgs(memory_size=10)
+  x = jnp.zeros(6)
+  state = optax.tree.set(opt.init(x), value=f(x), grad=jax.grad(f)(x))
+  want, _, _ = run(f, x, 5)
+
+  @jax.jit
+  def step(x, state):
+    value, grad = optax.tree.get(state, "value"), optax.tree.get(state, "grad")
+    updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=f)
+    return optax.apply_updates(x, updates), state
+
+  for _ in range(5):
+    x, state = step(x, state)
+  np.testing.assert_allclose(x, want, rtol=1e-5, atol=1e-6)

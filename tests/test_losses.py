@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from jaxstyle import losses
+from tests.conftest import variants
 
 RTOL, ATOL = 1e-5, 1e-6
 
@@ -27,15 +28,6 @@ def np_tv(x, kind, reduction):
   dw = x[:, :, 1:] - x[:, :, :-1]
   f = np.abs if kind == "l1" else np.square
   return np_reduce(f(dh), reduction) + np_reduce(f(dw), reduction)
-
-
-def variants(fn):
-  """Plain, jitted, and vmapped over a leading axis of size 1 (output unbatched)."""
-  return {
-    "plain": fn,
-    "jit": jax.jit(fn),
-    "vmap": lambda *a: jax.tree.map(lambda y: y[0], jax.vmap(fn)(*jax.tree.map(lambda x: jnp.asarray(x)[None], a))),
-  }
 
 
 @pytest.fixture

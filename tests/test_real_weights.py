@@ -82,7 +82,7 @@ def test_winograd_objective_equals_direct(real_params, shared_images):
   wino = vgg.prepare(real_params, "winograd", layers=static.layers)
   assert "winograd_fwd" in wino["conv2_2"] and "winograd_fwd" not in wino["conv2_1"]  # from 128 channels
   f = jax.jit(
-    jax.value_and_grad(lambda x, p: optimize.objective(x, p, targets, config.loss_weights(), static=static)[0])
+    jax.value_and_grad(lambda x, p: optimize.objective(x, p, targets, config.loss.weights(), static=static)[0])
   )
   noisy = np.clip(content + 0.1 * np.random.default_rng(0).normal(size=content.shape), 0, 1).astype(np.float32)
   for x in (content, noisy):

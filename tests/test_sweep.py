@@ -29,7 +29,7 @@ def base(**kw):
 
 @pytest.mark.parametrize("opt", ["lbfgs", "adam"])
 def test_each_member_equals_a_separate_run(tiny_params, opt):
-  config = base(optimizer=opt, learning_rate=1.0 if opt == "lbfgs" else 0.05)
+  config = base(kind=opt, learning_rate=1.0 if opt == "lbfgs" else 0.05)
   spec = sweep.SweepSpec(
     ratios=(1e-4, 1e-2), style_layer_sets=(("relu1_1",), ("relu1_1", "relu3_1")), tv_weights=(0.0,)
   )
@@ -47,8 +47,8 @@ def test_layer_sets_rescale_weights():
   config = presets.gatys()
   spec = sweep.SweepSpec(style_layer_sets=(("relu1_1",), ("relu1_1", "relu2_1")))
   _, members, _ = spec.grid(config)
-  assert members[0].style_layer_weights == pytest.approx((0.25,))
-  assert members[1].style_layer_weights == pytest.approx((0.125, 0.125))
+  assert [w for _, w in members[0].loss.style_layers] == pytest.approx((0.25,))
+  assert [w for _, w in members[1].loss.style_layers] == pytest.approx((0.125, 0.125))
   w = spec.weights(config)
   np.testing.assert_allclose(w.style_layers["relu2_1"], [0.0, 0.125])
   np.testing.assert_allclose(w.style_layers["relu5_1"], [0.0, 0.0])
@@ -195,10 +195,10 @@ def test_cli_sweep_bad_input(tmp_path, tiny_weights_file, monkeypatch, capsys):
 def test_figure3_grid():
   config, spec = sweep.figure3(size=64)
   labels, members, cols = spec.grid(config)
-  assert cols == 4 and len(members) == 20 and config.init == "noise"
+  assert cols == 4 and len(members) == 20 and config.images.init == "noise"
   assert labels[0] == {"style_layers": ["relu1_1"], "ratio": 1e-5}
-  assert members[-1].style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-  assert members[-1].style_weight == pytest.approx(1e2)
+  assert [n for n, _ in members[-1].loss.style_layers] == ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+  assert members[-1].loss.style_weight == pytest.approx(1e2)
 
 
 def test_public_api_names(tiny_params):
@@ -207,4 +207,4 @@ def test_public_api_names(tiny_params):
   spec = js.SweepSpec(ratios=(1e-3,))
   r = js.stylize_sweep(CONTENT, STYLE, spec.run_config(config), spec.weights(config), params=tiny_params)
   assert isinstance(r, js.SweepResult) and r.images.shape[0] == 1
-  assert js.sweep.figure3 and js.optimize.run_step and js.lbfgs.step and js.color.match_histogram
+  assert js.sweep.figure3 and js.run_step and js.lbfgs.step and js.optimizer

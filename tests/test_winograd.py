@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from jaxstyle import optimize, presets, vgg, winograd
-
-from .conftest import rng_image
+from tests.conftest import VARIANTS, rng_image, variants
 
 
 def numpy_conv(x: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -30,18 +29,13 @@ def _case(seed, shape, c_out):
 
 # Sizes that are and are not multiples of the 4x4 tile, tiny ones included.
 @pytest.mark.parametrize("shape", [(1, 8, 8, 3), (2, 7, 10, 5), (1, 1, 1, 4), (1, 13, 6, 16), (1, 3, 0, 2)])
-@pytest.mark.parametrize("mode", ["plain", "jit", "vmap"])
+@pytest.mark.parametrize("mode", VARIANTS)
 def test_matches_numpy(shape, mode):
   x, k = _case(0, shape, 6)
   want = numpy_conv(x, k)
   u = winograd.transform_kernel(k)
   assert u.shape == (36, shape[-1], 6) and u.dtype == jnp.float32
-  if mode == "plain":
-    got = winograd.conv3x3(x, u)
-  elif mode == "jit":
-    got = jax.jit(winograd.conv3x3)(x, u)
-  else:  # one image at a time, as a sweep's vmap sees it
-    got = jax.vmap(lambda im: winograd.conv3x3(im[None], u)[0])(x)
+  got = variants(winograd.conv3x3)[mode](x, u)
   assert got.shape == want.shape
   np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * np.abs(want).max(initial=0))
 
@@ -111,21 +105,13 @@ def test_auto_is_winograd_on_cpu_only():
   assert vgg.resolve_conv("direct", "cpu") == "direct"
 
 
-@pytest.mark.parametrize("mode", ["plain", "jit", "vmap"])
+@pytest.mark.parametrize("mode", VARIANTS)
 def test_features_with_winograd_equal_direct(tiny_params, mode):
   wide = vgg.prepare(tiny_params, "winograd", min_width=1)  # every conv, conv1_1 included
   x = jnp.asarray(np.stack([rng_image(s, 24, 20) for s in (3, 4)]))
   layers = ["relu1_1", "relu3_1", "relu5_1"]
-
-  def f(p, im):
-    return vgg.extract_features(p, im, layers)
-
-  if mode == "jit":
-    f = jax.jit(f)
-  elif mode == "vmap":
-    one = lambda p, im: {k: v[0] for k, v in vgg.extract_features(p, im[None], layers).items()}  # noqa: E731
-    f = jax.vmap(one, in_axes=(None, 0))
-  want, got = f(tiny_params, x), f(wide, x)
+  want = vgg.extract_features(tiny_params, x, layers)
+  got = variants(lambda im: vgg.extract_features(wide, im, layers))[mode](x)
   for name in want:
     scale = float(jnp.abs(want[name]).max())
     np.testing.assert_allclose(got[name], want[name], rtol=0, atol=1e-4 * scale, err_msg=name)
@@ -140,12 +126,11 @@ def test_optimize_with_winograd_follows_direct(tiny_params):
     report_every=5,
     content_layers=("relu3_1",),
     style_layers=("relu1_1", "relu3_1"),
-    style_layer_weights=None,
   )
   targets = optimize.compute_targets(tiny_params, content, style, config)
   wide = vgg.prepare(tiny_params, "winograd", min_width=1)
   runs = {
-    conv: optimize.optimize(content, wide, targets, config.loss_weights(), config.replace(conv=conv))
+    conv: optimize.optimize(content, wide, targets, config.loss.weights(), config.set(conv=conv))
     for conv in ("winograd", "direct")
   }
   w, d = runs["winograd"], runs["direct"]
@@ -156,4 +141,4 @@ def test_optimize_with_winograd_follows_direct(tiny_params):
 
 def test_config_refuses_an_unknown_algorithm():
   with pytest.raises(ValueError, match="conv must be one of auto, direct, winograd"):
-    presets.gatys().replace(conv="fft")
+    presets.gatys().set(conv="fft")

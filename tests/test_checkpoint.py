@@ -1,0 +1,57 @@
+"""Checkpoints: exact resumption, and refusal of other settings or corrupt files."""
+
+import numpy as np
+import pytest
+
+import jaxstyle as js
+from jaxstyle import checkpoint
+from tests.conftest import CONTENT, STYLE, tiny
+
+
+def test_resume_equals_uninterrupted(tiny_params, tmp_path):
+  config = tiny()
+  full = js.stylize(CONTENT, STYLE, config, params=tiny_params)
+  saved = []
+  first = js.stylize(
+    CONTENT,
+    STYLE,
+    config,
+    params=tiny_params,
+    stop=lambda: True,
+    callback=lambda p: saved.append(checkpoint.save(tmp_path, p, config)),
+  )
+  assert first.status == "stopped" and list(first.history["step"]) == [3]
+  resume = checkpoint.load(tmp_path, config)
+  assert resume.step == 3
+  rest = js.stylize(CONTENT, STYLE, config, params=tiny_params, resume=resume)
+  np.testing.assert_allclose(rest.image, full.image, atol=1e-6)
+  np.testing.assert_allclose(rest.history["total"], full.history["total"], rtol=1e-6)
+  assert list(rest.history["step"]) == [3, 6]
+
+
+def test_checkpoint_with_other_settings_is_refused(tiny_params, tmp_path):
+  js.stylize(
+    CONTENT,
+    STYLE,
+    tiny(),
+    params=tiny_params,
+    stop=lambda: True,
+    callback=lambda p: checkpoint.save(tmp_path, p, tiny()),
+  )
+  with pytest.raises(checkpoint.CheckpointError, match="style_weight differ"):
+    checkpoint.load(tmp_path, tiny(style_weight=5.0))
+  checkpoint.load(tmp_path, tiny(steps=9))  # more steps is fine
+  (tmp_path / "checkpoint.npz").write_bytes(b"garbage")
+  with pytest.raises(checkpoint.CheckpointError, match="corrupt"):
+    checkpoint.load(tmp_path, tiny())
+
+
+def test_resumable_settings_may_change_and_others_may_not(tiny_params, tmp_path):
+  js.stylize(
+    CONTENT, STYLE, tiny(), params=tiny_params, stop=lambda: True,
+    callback=lambda p: checkpoint.save(tmp_path, p, tiny()),
+  )  # fmt: skip
+  checkpoint.load(tmp_path, tiny(steps=12, report_every=2, save_every=5, chunk=7))
+  for changed, name in [(dict(pooling="max"), "network.pooling"), (dict(kind="adam"), "optimizer.kind")]:
+    with pytest.raises(checkpoint.CheckpointError, match=name):
+      checkpoint.load(tmp_path, tiny(**changed))
