@@ -80,14 +80,21 @@ def _add_weights_arg(p: argparse.ArgumentParser, help_text: str) -> None:
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
-  """The settings' flags, derived from their declarations (:mod:`jaxstyle.config`)."""
+  """The stylization settings' flags, under a preset."""
   from jaxstyle import presets
 
   g = p.add_argument_group("recipe (a preset, then overrides; 'none' unsets an optional value)")
   g.add_argument(
     "--preset", default="gatys", choices=sorted(presets.PRESETS), help="starting configuration (default: gatys)"
   )
-  for d in config_lib.declarations():
+  add_setting_flags(g, config_lib.declarations())
+  _add_weights_arg(p, "VGG19 weights file")
+  p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+
+def add_setting_flags(g, declarations) -> None:
+  """One flag per declared setting (:mod:`jaxstyle.config`); a flag not given is absent from the namespace."""
+  for d in declarations:
     if d.codec.flag_bool:
       g.add_argument(d.flag, dest=d.dest, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=d.help)
       continue
@@ -102,8 +109,6 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
       default=argparse.SUPPRESS,  # absent unless given: 'none' is a value
       help=d.help + choices_help,
     )
-  _add_weights_arg(p, "VGG19 weights file")
-  p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -226,8 +226,8 @@ def setting(
   return dataclasses.field(default=default, metadata=meta)
 
 
-class _Section:
-  """Validation shared by every section: each field's own check, then the section's."""
+class Section:
+  """Base of a settings section: each field's own check, then the section's ``_check``."""
 
   def __post_init__(self):
     for f in dataclasses.fields(self):
@@ -245,7 +245,7 @@ class _Section:
 
 
 @dataclasses.dataclass(frozen=True)
-class LossSettings(_Section):
+class LossSettings(Section):
   """The objective: ``alpha * content + beta * style + tv_weight * TV`` (:mod:`jaxstyle.losses`)."""
 
   content_layers: Layers = setting(
@@ -329,7 +329,7 @@ class LossSettings(_Section):
 
 
 @dataclasses.dataclass(frozen=True)
-class OptimizerSettings(_Section):
+class OptimizerSettings(Section):
   """How the image is optimized; every kind goes through one optax step (:mod:`jaxstyle.optimize`)."""
 
   kind: str = setting("lbfgs", "lbfgs or adam", codec=_choices(OPTIMIZERS), flag="--optimizer")
@@ -360,7 +360,7 @@ class OptimizerSettings(_Section):
 
 
 @dataclasses.dataclass(frozen=True)
-class ImageSettings(_Section):
+class ImageSettings(Section):
   """Sizes, colour, the starting image, masks and region maps."""
 
   size: int | None = setting(
@@ -437,7 +437,7 @@ class ImageSettings(_Section):
 
 
 @dataclasses.dataclass(frozen=True)
-class NetworkSettings(_Section):
+class NetworkSettings(Section):
   """The VGG19 as the objective runs it."""
 
   pooling: str = setting("max", "VGG pooling: max or avg", codec=_choices(POOLINGS))
@@ -454,7 +454,7 @@ class NetworkSettings(_Section):
 
 
 @dataclasses.dataclass(frozen=True)
-class RunSettings(_Section):
+class RunSettings(Section):
   """How long, and when to report and save. None of these changes the result."""
 
   steps: int = setting(500, "optimizer steps (at the last scale)", codec=INT, check=_int_at_least(0), resumable=True)
@@ -577,9 +577,13 @@ class Declaration:
     return self.flag.lstrip("-").replace("-", "_")
 
 
-def declarations() -> Iterator[Declaration]:
-  """Every setting, in section order."""
-  for section, kind in SECTIONS.items():
+def declarations(sections: Mapping[str, type] | None = None) -> Iterator[Declaration]:
+  """Every setting of ``sections`` (default: :class:`StyleConfig`'s), in section order.
+
+  Other commands declare their settings the same way (a ``_Section`` dataclass of
+  :func:`setting` fields) and derive their flags from ``declarations({"name": TheirSettings})``.
+  """
+  for section, kind in (SECTIONS if sections is None else sections).items():
     for f in dataclasses.fields(kind):
       m = f.metadata
       flag = m["flag"] or "--" + f.name.replace("_", "-")
