@@ -23,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from jaxstyle import config as config_lib
+from jaxstyle import plot
 from jaxstyle.errors import InputError, JaxstyleError
 from jaxstyle.fast import FastSettings
 
@@ -175,6 +176,23 @@ def build_parser() -> argparse.ArgumentParser:
   )
   p.add_argument("--batch", type=_positive_int, metavar="N", help="members per compiled batch (default: all)")
   _add_run_args(p)
+
+  p = sub.add_parser(
+    "score",
+    help="measure results: style, content, colour and artifact distances (jaxstyle.metrics)",
+    description="Score IMAGE(s) against CONTENT and STYLE with measures that depend on no preset: relative "
+    "Gram distance and sliced Wasserstein distance of relu1_1..relu5_1 to the style, relu4_2 distance to the "
+    "content, colour mean/covariance distances, border energy and periodic energy at 2, 4, 8, 16 px "
+    "(formulas in jaxstyle.metrics). Images are resized to the content's size first, the style to the content's "
+    "longest side (as stylize does by default).",
+  )
+  p.add_argument("content", metavar="CONTENT", help="content image")
+  p.add_argument("style", metavar="STYLE", help="style image")
+  p.add_argument("images", metavar="IMAGE", nargs="+", help="images to score")
+  p.add_argument("--size", type=_positive_int, metavar="PX", help="content's longest side (default: its own)")
+  p.add_argument("--pooling", choices=("max", "avg"), default="max", help="the VGG's pooling (default max)")
+  p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+  _add_weights_arg(p, "VGG19 weights file")
 
   p = sub.add_parser(
     "fast",
@@ -580,6 +598,20 @@ def cmd_sweep(args) -> int:
     height=min(256, result.images.shape[1]),
   )
   images.save_image(os.path.join(out, "sheet.png"), sheet)
+  scores = _sweep_scores(params, inputs, run_config, result.images)
+  xs, ys = scores["content"], scores["style_gram"]
+  images.save_image(
+    os.path.join(out, "pareto.png"),
+    plot.scatter(
+      xs,
+      ys,
+      [sweep.label_text(lab) for lab in labels],
+      xlabel="content distance (relu4_2, relative)",
+      ylabel="style distance (Gram, relative, mean of relu1_1..relu5_1)",
+      title="sweep members: lower left is better on both",
+      highlight=plot.pareto_front(xs, ys),
+    ),
+  )
   content_abs, styles_abs = os.path.abspath(args.content), [os.path.abspath(p) for p in args.style]
   record = {
     "command": shlex.join(["jaxstyle", *sys.argv[1:]]),
@@ -592,9 +624,10 @@ def cmd_sweep(args) -> int:
         "image": n,
         "settings": lab,
         "losses": loss,
+        "metrics": {k: float(v[i]) for k, v in scores.items()},
         "command": stylize_command(content_abs, styles_abs, os.path.join(os.path.abspath(out), n), m, args.weights),
       }
-      for n, lab, loss, m in zip(names, labels, result.losses, members, strict=True)
+      for i, (n, lab, loss, m) in enumerate(zip(names, labels, result.losses, members, strict=True))
     ],
     **_record(run_config, None, {**result.timings, "wall_s": wall}, winfo),
   }
@@ -602,10 +635,21 @@ def cmd_sweep(args) -> int:
   _write_json(os.path.join(out, "sweep.json"), record)
   t = result.timings
   print(
-    f"wrote {len(names)} images, {out}/sheet.png and {out}/sweep.json; {t['image_steps_per_s']:.2f} image-steps/s "
-    f"in batches of {t['batch']} on {t['devices']} device(s); compile {t['compile_s']:.1f}s"
+    f"wrote {len(names)} images, {out}/sheet.png, {out}/pareto.png and {out}/sweep.json; "
+    f"{t['image_steps_per_s']:.2f} image-steps/s in batches of {t['batch']} on {t['devices']} device(s); "
+    f"compile {t['compile_s']:.1f}s"
   )
   return 0
+
+
+def _sweep_scores(params, inputs: Inputs, config, results: np.ndarray) -> dict:
+  """Each member's :func:`jaxstyle.metrics.score` against the content at the run's size and the first style."""
+  from jaxstyle import images, metrics
+
+  size = config.images.size
+  content = inputs.content if size is None else images.resize(inputs.content, size)
+  style = images.resize(inputs.styles[0], max(1, round(max(content.shape[:2]) * config.images.style_scale)))
+  return metrics.score(params, content, style, list(results), pooling=config.network.pooling)
 
 
 def cmd_demo(args) -> int:
@@ -716,6 +760,28 @@ def cmd_fast(args) -> int:
   return 0
 
 
+def cmd_score(args) -> int:
+  from jaxstyle import images, metrics
+
+  content = images.load_image(args.content, size=args.size)
+  style = images.resize(images.load_image(args.style), max(content.shape[:2]))  # as stylize sizes it
+  pictures = [images.load_image(p) for p in args.images]
+  params, _ = _params(args.weights)
+  if args.json:
+    scores = metrics.score(params, content, style, pictures, pooling=args.pooling)
+    rows = [
+      {"image": os.path.abspath(p), **{k: float(v[i]) for k, v in scores.items()}} for i, p in enumerate(args.images)
+    ]
+    print(
+      json.dumps(
+        {"content": os.path.abspath(args.content), "style": os.path.abspath(args.style), "scores": rows}, indent=2
+      )
+    )
+  else:
+    print(metrics.score_table(params, content, style, pictures, names=args.images, pooling=args.pooling))
+  return 0
+
+
 def cmd_weights(args) -> int:
   from jaxstyle import weights
 
@@ -787,7 +853,14 @@ def main(argv: Sequence[str] | None = None) -> int:
       return EXIT_USAGE
     if args.command in ("stylize", "sweep", "demo", "fast"):
       enable_compilation_cache()
-    handlers = {"stylize": cmd_stylize, "sweep": cmd_sweep, "demo": cmd_demo, "fast": cmd_fast, "weights": cmd_weights}
+    handlers = {
+      "stylize": cmd_stylize,
+      "sweep": cmd_sweep,
+      "demo": cmd_demo,
+      "fast": cmd_fast,
+      "score": cmd_score,
+      "weights": cmd_weights,
+    }
     handler = handlers[args.command]
     return handler(args)
   except JaxstyleError as e:

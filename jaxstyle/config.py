@@ -30,7 +30,7 @@ POOLINGS = ("max", "avg")
 OPTIMIZERS = ("lbfgs", "adam")
 LINE_SEARCHES = ("backtracking", "zoom")
 COLOR_MODES = ("none", "luminance", "histogram")
-INIT_KINDS = ("content", "noise", "gray", "style", "fast")
+INIT_KINDS = ("content", "noise", "gray", "mean", "style", "fast")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 
 Layers = tuple[tuple[str, float], ...]  # (layer name, weight) pairs
@@ -401,8 +401,8 @@ class ImageSettings(Section):
   )
   init: str = setting(
     "content",
-    "start from: content, noise, gray, style (noise with the style's colours), fast (the feed-forward "
-    "network's output), or an image path",
+    "start from: content, noise, gray, mean (the ImageNet mean pixel plus faint noise, as neural-style), style "
+    "(noise with the style's colours), fast (the feed-forward network's output), or an image path",
     codec=TEXT,
     check=_nonempty_text,
   )

@@ -550,7 +550,10 @@ _features = jax.jit(vgg.extract_features, static_argnames=("layers", "pooling"))
 
 @jax.jit
 def _pixel_measures(x: jax.Array, content: jax.Array, style: jax.Array) -> dict[str, jax.Array]:
-  pe = periodic_energy(x)
+  if min(x.shape[1:3]) < 2 * max(PERIODS) + 2:  # too small for a tile holding every period: not measured
+    pe = jnp.full((x.shape[0], len(PERIODS)), jnp.nan, jnp.float32)
+  else:
+    pe = periodic_energy(x)
   out = {
     "color_to_style": color_distance(x, style),
     "color_to_content": color_distance(x, content),

@@ -131,15 +131,61 @@ def tf_tutorial(**overrides: Any) -> StyleConfig:
   ).set(**overrides)
 
 
+def neural_style(**overrides: Any) -> StyleConfig:
+  """jcjohnson/neural-style's defaults (``neural_style.lua``).
+
+  Content relu4_2, weight 5, ``MSECriterion`` (mean over C*H*W); style relu1_1..relu5_1,
+  each at the full weight 100 and summed, the Gram divided by the layer's C*H*W and
+  compared by MSE over its C*C entries; ``TVLoss`` at 1e-3; max pooling; 512 px; 1000
+  L-BFGS iterations with 100 correction pairs; a random start (``torch.randn(...):mul(0.001)``
+  in preprocessed units: the mean pixel plus a whisper of noise).
+
+  Adapted:
+
+  * TV: neural-style's ``TVLoss`` defines only a gradient, that of
+    ``1e-3 * 1/2 * sum (x_ij - x_i,j+1)^2 + (x_ij - x_i+1,j)^2`` on 0-256 pixels (without the
+    last row's and column's differences), and leaves it out of the reported loss. On our
+    [0, 1] pixels that is squared differences summed with weight ``1e-3 * 256^2 / 2 = 32.768``;
+    ours includes the last row and column, and is reported.
+  * Pixels: neural-style scales [0, 1] by 256 before subtracting the Caffe mean, we by 255
+    (the Caffe convention); the feature terms then differ by about 1%.
+  * Start: ``init="mean"``, the ImageNet mean pixel plus seeded noise of the same tiny spread
+    (neural-style is unseeded by default).
+  * Optimizer: neural-style's ``optim.lbfgs`` takes the full step with no line search; ours
+    backtracks when the loss would rise. Its output is min-max stretched to [0, 1]; ours is clipped.
+  """
+  return _preset(
+    "neural-style",
+    content_layers=(("relu4_2", 1.0),),
+    style_layers=tuple((n, 1.0) for n in STYLE_LAYERS),
+    content_weight=5.0,
+    style_weight=100.0,
+    tv_weight=1e-3 * 256**2 / 2,
+    gram_norm="chw",
+    content_reduction="mean",
+    style_reduction="mean",
+    tv_kind="l2",
+    tv_reduction="sum",
+    kind="lbfgs",
+    memory=100,
+    pooling="max",
+    native_pooling="max",
+    size=512,
+    steps=1000,
+    init="mean",
+  ).set(**overrides)
+
+
 PRESETS: dict[str, Callable[..., StyleConfig]] = {
   "gatys": gatys,
+  "neural-style": neural_style,
   "pytorch-course": pytorch_course,
   "tf-tutorial": tf_tutorial,
 }
 
 
 def get(name: str, **overrides: Any) -> StyleConfig:
-  """A preset by name (``gatys``, ``pytorch-course``, ``tf-tutorial``)."""
+  """A preset by name (``gatys``, ``neural-style``, ``pytorch-course``, ``tf-tutorial``)."""
   try:
     return PRESETS[name](**overrides)
   except KeyError:

@@ -73,9 +73,10 @@ def initial_image(
   *,
   init_image: ArrayLike | None = None,
 ) -> np.ndarray:
-  """The starting image: the content, seeded uniform noise, flat gray, seeded noise with
-  the style images' colour statistics, or ``init_image`` (read from ``config.images.init``
-  when that names a file and no array is given), resized to the content."""
+  """The starting image: the content, seeded uniform noise, flat gray, the mean pixel with
+  faint seeded noise, seeded noise with the style images' colour statistics, or
+  ``init_image`` (read from ``config.images.init`` when that names a file and no array is
+  given), resized to the content."""
   init, seed = config.images.init, config.images.seed
   if init == "content":
     return content.copy()
@@ -83,6 +84,9 @@ def initial_image(
     return np.asarray(jax.random.uniform(jax.random.key(seed), content.shape, jnp.float32))
   if init == "gray":
     return np.full(content.shape, 0.5, np.float32)
+  if init == "mean":  # neural-style's randn * 0.001 in 0-256 preprocessed units, around the mean pixel
+    noise = np.asarray(jax.random.normal(jax.random.key(seed), content.shape, jnp.float32)) * (0.001 / 256)
+    return (np.asarray(vgg.CAFFE_BGR_MEAN[::-1], np.float32) / 256 + noise).astype(np.float32)
   if init == "style":
     if style is None:
       raise InputError("init 'style' needs the style image")

@@ -135,3 +135,20 @@ def test_loss_defaults_are_the_loss_spec_defaults():
 
 def test_resumable_fields_are_the_run_intervals():
   assert config.resumable_fields() == {"run.steps", "run.report_every", "run.save_every", "run.chunk"}
+
+
+def test_neural_style_preset_is_jcjohnsons_defaults():
+  c = presets.get("neural-style")
+  assert (c.loss.content_weight, c.loss.style_weight) == (5.0, 100.0)
+  assert c.loss.style_layers == tuple((n, 1.0) for n in vgg.STYLE_LAYERS) and c.loss.content_layers == (
+    ("relu4_2", 1.0),
+  )
+  assert (c.loss.gram_norm, c.loss.content_reduction, c.loss.style_reduction) == ("chw", "mean", "mean")
+  assert (c.loss.tv_kind, c.loss.tv_reduction) == ("l2", "sum") and c.loss.tv_weight == 1e-3 * 256**2 / 2
+  assert (c.network.pooling, c.images.size, c.run.steps, c.images.init, c.optimizer.memory) == (
+    "max",
+    512,
+    1000,
+    "mean",
+    100,
+  )

@@ -47,3 +47,11 @@ def test_init_image_array_is_used_and_resized():
   np.testing.assert_allclose(x0, images.resize(start, CONTENT.shape[:2]))
   with pytest.raises(js.InputError, match="fast"):
     problem.initial_image(CONTENT, tiny(init="fast"))
+
+
+def test_mean_init_is_the_mean_pixel_with_faint_seeded_noise():
+  a = problem.initial_image(CONTENT, tiny(init="mean", seed=3))
+  b = problem.initial_image(CONTENT, tiny(init="mean", seed=3))
+  np.testing.assert_array_equal(a, b)
+  np.testing.assert_allclose(a.reshape(-1, 3).mean(0), np.array([123.68, 116.779, 103.939]) / 256, atol=1e-5)
+  assert 0 < a.std(axis=(0, 1)).max() < 1e-4
