@@ -660,8 +660,17 @@ def cmd_demo(args) -> int:
   out = os.path.join(args.output_dir, "result.png")
   sheet = os.path.join(args.output_dir, "sheet.png")
   code = run_stylize(samples.content_path(), [samples.style_path()], out, config, args, sheet=sheet)
-  if code == 0:
-    print(f"demo: open {sheet} (content | style | result)")
+  if code != 0:
+    return code
+  print(f"demo: open {sheet} (content | style | result)")
+  from jaxstyle import magenta_weights
+
+  if all(p.exists() for p in magenta_weights.default_paths()):  # the fast networks too, when fetched
+    fast_out = os.path.join(args.output_dir, "fast.png")
+    argv = ["fast", samples.content_path(), samples.style_path(), "-o", fast_out, "--size", "512", "-q"]
+    code = cmd_fast(build_parser().parse_args(argv))
+    if code == 0:
+      print(f"demo: and {fast_out}, the same pair in one forward pass of Magenta's network (jaxstyle fast)")
   return code
 
 
