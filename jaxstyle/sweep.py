@@ -122,7 +122,7 @@ def stylize_sweep(
   shared = NamedSharding(mesh, P())
   params, targets = jax.device_put((params, targets), shared)
   batch = -(-min(batch_size or total, total) // n_dev) * n_dev
-  outputs: list[tuple[np.ndarray, dict, dict]] = []
+  outputs: list[tuple[np.ndarray, dict, dict, int]] = []  # images, history, final losses, members kept
   timings = {"compile_s": 0.0, "run_s": 0.0}
   start = 0
   while start < total:

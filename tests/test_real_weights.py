@@ -38,7 +38,9 @@ def test_content_and_style_are_told_apart(real_params, shared_images):
   assert float(np.sum((a - b) ** 2)) < 0.5 * float(np.sum((a - c) ** 2))
 
 
-# 30 steps at 128 px from the content image; the factor is total(after) / total(start).
+# 30 steps at 128 px from the content image; the factor is total(after) / total(start). Each bound is
+# looser than what was measured when it was set (about half), so it guards against a preset that no
+# longer optimizes its own objective, not against small changes in speed of convergence.
 FACTORS = {"gatys": 0.1, "pytorch-course": 0.8, "tf-tutorial": 0.3}
 
 
@@ -61,6 +63,8 @@ def test_switching_pooling_keeps_the_preset_weights_fitting(real_params, shared_
   )
   native, switched, raw = run(), run(pooling="max"), run(pooling="max", native_pooling=None)
   ratio = lambda r: r.losses["style"] / r.losses["content"]
+  # measured 0.4x, 72x and 1.17/1.63: the bounds guard "same order of magnitude" with gains, and
+  # "far off" without them
   assert 0.25 < switched.history["total"][0] / native.history["total"][0] < 4
   assert raw.history["total"][0] / native.history["total"][0] > 20
   assert 1 / 3 < ratio(switched) / ratio(native) < 3
