@@ -50,7 +50,7 @@ GALLERY := jaxstyle/samples/gallery
 C := jaxstyle/samples/landscape.png
 S := jaxstyle/samples/strokes.png
 RUN = $(BIN)/jaxstyle stylize $(C) $(S) --size 256 --steps 100 -q -o $(GALLERY)
-gallery: $(STAMP) $(WEIGHTS)
+gallery: $(STAMP) $(WEIGHTS) $(FAST_WEIGHTS)
 	$(RUN)/baseline.jpg
 	$(RUN)/preserve_luminance.jpg --preserve-color luminance
 	$(RUN)/preserve_histogram.jpg --preserve-color histogram
@@ -61,6 +61,11 @@ gallery: $(STAMP) $(WEIGHTS)
 	$(RUN)/mask.jpg --mask jaxstyle/samples/sky_mask.png
 	$(BIN)/jaxstyle stylize $(C) $(S) jaxstyle/samples/mosaic.png --size 256 --steps 100 -q -o $(GALLERY)/regions.jpg \
 	  --style-regions jaxstyle/samples/sky_mask.png jaxstyle/samples/ground_mask.png
+	$(BIN)/jaxstyle fast $(C) $(S) -o $(GALLERY)/fast_strokes.jpg --size 384 -q
+	$(BIN)/jaxstyle fast $(C) jaxstyle/samples/mosaic.png -o $(GALLERY)/fast_mosaic.jpg --size 384 -q
+	$(BIN)/jaxstyle fast $(C) $(S) jaxstyle/samples/mosaic.png --style-blend 0.5,0.5 -o $(GALLERY)/fast_blend.jpg --size 384 -q
+	$(BIN)/jaxstyle fast $(C) $(S) --strength 0.5 -o $(GALLERY)/fast_half.jpg --size 384 -q
+	$(BIN)/jaxstyle fast $(C) --sheet $(GALLERY)/fast_sheet.jpg --size 160 -q
 	rm -f $(GALLERY)/*.json
 
 clean:
