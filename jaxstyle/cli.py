@@ -26,6 +26,7 @@ from jaxstyle import config as config_lib
 from jaxstyle import plot
 from jaxstyle.errors import InputError, JaxstyleError
 from jaxstyle.fast import FastSettings
+from jaxstyle.train import TrainSettings
 
 EXIT_USAGE = 2
 EXIT_BUG = 1
@@ -212,6 +213,25 @@ def build_parser() -> argparse.ArgumentParser:
   add_setting_flags(g, config_lib.declarations(_FAST))
   p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
+  p = sub.add_parser(
+    "train",
+    help="train a feed-forward network for one style (Johnson et al. 2016 losses, Magenta's transformer)",
+    description="Fine-tune Magenta's arbitrary-style transformer for STYLE on a folder of photographs, with "
+    "jaxstyle's VGG losses (a preset's objective), random crops and flips, Adam, the batch sharded over all "
+    "devices. Starts from the style's predicted vector; --train chooses what is trained. Writes MODEL.h5 "
+    "(use it with 'jaxstyle fast CONTENT --model MODEL.h5') and MODEL.json.",
+  )
+  p.add_argument("style", metavar="STYLE", help="style image")
+  p.add_argument("--content", required=True, metavar="DIR", help="folder of training photographs")
+  p.add_argument("-o", "--output", required=True, metavar="MODEL.h5", help="the trained network")
+  p.add_argument("--eval", metavar="DIR", help="held-out photographs, evaluated every --eval-every steps")
+  p.add_argument("--checkpoint", metavar="PATH", help="save the training state here every --checkpoint-every steps")
+  p.add_argument("--resume", metavar="PATH", help="continue the run checkpointed at PATH (same settings)")
+  g = p.add_argument_group("settings ('none' unsets an optional value)")
+  add_setting_flags(g, config_lib.declarations(_TRAIN))
+  _add_weights_arg(p, "VGG19 weights file")
+  p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
   p = sub.add_parser("weights", help="fetch, convert or describe VGG19 weights")
   wsub = p.add_subparsers(dest="weights_command", metavar="ACTION", parser_class=_Parser)
   f = wsub.add_parser(
@@ -340,10 +360,10 @@ def _json_default(o):
   raise TypeError(type(o).__name__)
 
 
-def _check_output(out: str, inputs: Sequence[str]) -> None:
+def _check_output(out: str, inputs: Sequence[str], *, image: bool = True) -> None:
   from jaxstyle.images import check_writable
 
-  check_writable(out)
+  check_writable(out, image=image)
   for p in (out, _sidecar_path(out)):
     for i in inputs:
       if os.path.exists(i) and os.path.exists(p) and os.path.samefile(p, i):
@@ -675,6 +695,7 @@ def cmd_demo(args) -> int:
 
 
 _FAST = {"fast": FastSettings}
+_TRAIN = {"train": TrainSettings}
 
 
 def cmd_fast(args) -> int:
@@ -791,6 +812,79 @@ def cmd_score(args) -> int:
   return 0
 
 
+def cmd_train(args) -> int:
+  from jaxstyle import images, magenta_weights, train
+
+  decl = config_lib.declarations(_TRAIN)
+  settings = train.TrainSettings().replace(**{d.field: getattr(args, d.dest) for d in decl if hasattr(args, d.dest)})
+  if not args.output.lower().endswith(".h5"):
+    raise CliError(f"{args.output}: the model is an HDF5 file; name it .h5")
+  _check_output(args.output, [args.style, args.content, *([args.eval] if args.eval else [])], image=False)
+  style = images.load_image(args.style)
+  photos = train.load_images(args.content, min_side=settings.size)
+  held_out = train.load_images(args.eval) if args.eval else None
+  params, winfo = _params(args.weights)
+  predictor, transformer = magenta_weights.load_arbitrary()
+
+  def progress(p):
+    if args.quiet:
+      return
+    line = (
+      f"step {p.step}/{p.steps}  loss {p.loss:.4g} (content {p.parts['content']:.3g}, style {p.parts['style']:.3g})"
+      f"  {p.steps_per_second:.2f} it/s  ETA {_fmt_time(p.eta)}"
+    )
+    if p.eval:
+      line += f"  held-out {p.eval['total']:.4g}"
+    print(line, file=sys.stderr, flush=True)
+
+  t0 = time.perf_counter()
+  with _Signals() as signals:
+    result = train.train(
+      style,
+      photos,
+      settings,
+      vgg_params=params,
+      predictor_params=predictor,
+      transformer_params=transformer,
+      eval_images=held_out,
+      callback=progress,
+      resume=args.resume,
+      checkpoint=args.checkpoint,
+      stop=lambda: signals.received is not None,
+    )
+  wall = time.perf_counter() - t0
+  train.save_model(
+    args.output,
+    result.transformer_params,
+    result.vector,
+    settings=settings,
+    style_path=args.style,
+    steps_done=result.steps_done,
+  )
+  record = {
+    "model": os.path.abspath(args.output),
+    "command": shlex.join(["jaxstyle", *sys.argv[1:]]),
+    "style": os.path.abspath(args.style),
+    "content": os.path.abspath(args.content),
+    "eval": os.path.abspath(args.eval) if args.eval else None,
+    "settings": settings.to_dict(),
+    "steps_done": result.steps_done,
+    "status": "interrupted" if signals.received is not None else "completed",
+    "evals": result.evals,
+    "timings": {**result.timings, "wall_s": wall},
+    "weights": {k: winfo.get(k) for k in ("path", "source", "source_checksum")},
+    "versions": _versions(),
+    "device": _device(),
+  }
+  _write_json(_sidecar_path(args.output), record)
+  if signals.received is not None:
+    name = signal.Signals(signals.received).name
+    print(f"jaxstyle: {name} at step {result.steps_done}; wrote the network so far to {args.output}", file=sys.stderr)
+    return EXIT_SIGNAL[signals.received]
+  print(f"wrote {args.output} and {_sidecar_path(args.output)} after {result.steps_done} steps ({wall:.0f}s)")
+  return 0
+
+
 def cmd_weights(args) -> int:
   from jaxstyle import weights
 
@@ -860,7 +954,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
       parser.print_help()
       return EXIT_USAGE
-    if args.command in ("stylize", "sweep", "demo", "fast"):
+    if args.command in ("stylize", "sweep", "demo", "fast", "train"):
       enable_compilation_cache()
     handlers = {
       "stylize": cmd_stylize,
@@ -868,6 +962,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       "demo": cmd_demo,
       "fast": cmd_fast,
       "score": cmd_score,
+      "train": cmd_train,
       "weights": cmd_weights,
     }
     handler = handlers[args.command]

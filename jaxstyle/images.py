@@ -157,12 +157,12 @@ READ_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gi
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}
 
 
-def check_writable(path: str | os.PathLike) -> None:
-  """Raises :class:`ImageError` unless ``path`` has a known image suffix and its
-  directory is writable. Run it before long work so a typo fails at once."""
+def check_writable(path: str | os.PathLike, *, image: bool = True) -> None:
+  """Raises :class:`ImageError` unless ``path`` has a known image suffix (``image``) and
+  its directory is writable. Run it before long work so a typo fails at once."""
   path = os.fspath(path)
   ext = os.path.splitext(path)[1].lower()
-  if ext not in SAVE_FORMATS:
+  if image and ext not in SAVE_FORMATS:
     raise ImageError(f"{path}: unknown output format {ext or '(none)'}; use one of {', '.join(SAVE_FORMATS)}")
   directory = os.path.dirname(os.path.abspath(path))
   if not os.path.isdir(directory):

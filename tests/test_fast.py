@@ -178,3 +178,26 @@ def test_jit_of_the_fast_path_compiles_once_per_shape(nets):
     before = f._cache_size()
     f(jnp.ones((2, 24, 32, 3)), v)
     assert f._cache_size() == before
+
+
+@pytest.mark.real_weights
+def test_cli_train_then_fast_with_the_model(real_fast, real_params, tmp_path, capsys):
+  (tmp_path / "photos").mkdir()
+  for k in range(2):
+    images.save_image(tmp_path / "photos" / f"p{k}.png", rng_image(20 + k, 72, 96))
+  images.save_image(tmp_path / "s.png", rng_image(3, 64, 64))
+  model = tmp_path / "m.h5"
+  args = ["train", tmp_path / "s.png", "--content", tmp_path / "photos", "-o", model]
+  args += ["--steps", "2", "--batch", "1", "--size", "64", "-q"]
+  assert cli.main([str(a) for a in args]) == 0, capsys.readouterr().err
+  rec = json.loads(model.with_suffix(".json").read_text())
+  assert rec["steps_done"] == 2 and rec["settings"]["size"] == 64
+  out = tmp_path / "o.png"
+  fast_args = ["fast", tmp_path / "photos" / "p0.png", "--model", model, "-o", out, "--size", "none", "-q"]
+  assert cli.main([str(a) for a in fast_args]) == 0
+  assert images.load_image(out).shape == (72, 96, 3)
+  capsys.readouterr()
+  bad = ["train", tmp_path / "s.png", "--content", tmp_path / "nothing", "-o", tmp_path / "x.h5"]
+  assert cli.main([str(a) for a in bad]) == 2
+  err = capsys.readouterr().err
+  assert "not a folder" in err and err.count("\n") == 1 and not (tmp_path / "x.h5").exists()
