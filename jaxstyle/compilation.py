@@ -12,6 +12,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxstyle.config import OptimizerSettings
 from jaxstyle.errors import ResourceError
 
 _CACHE: dict[Any, Any] = {}
@@ -73,26 +74,86 @@ def available_memory(device: jax.Device) -> int | None:
     return None
 
 
-def check_memory(executable, image_shape: tuple[int, ...], *, available: int | None = None) -> None:
-  """Refuses up front a compiled step whose buffers exceed free device memory.
+def memory_fit(executable, *, available: int | None = None) -> tuple[int, int, int] | None:
+  """``(need, temp, available)`` bytes of a compiled executable on its first device, or
+  ``None`` where the backend reports no memory analysis or no free memory.
 
-  Activation memory grows with the pixel count, so the largest longest side that fits
-  is estimated as ``side * sqrt(free / need)``.
+  ``temp`` is the part of ``need`` that is neither argument nor output: the activations.
   """
   try:
     m = executable.memory_analysis()
-    need = memory_need(m)
+    need, temp = memory_need(m), int(m.temp_size_in_bytes)
   except Exception:  # noqa: BLE001 - not every backend reports it
-    return
+    return None
   if available is None:
-    devices = executable.input_shardings[0][0].device_set if executable.input_shardings else None
+    shardings = jax.tree.leaves(executable.input_shardings[0]) if executable.input_shardings else []
+    devices = shardings[0].device_set if shardings else None
     available = available_memory(next(iter(devices)) if devices else jax.devices()[0])
-  if available is None or need <= available:
+  return None if available is None else (need, temp, available)
+
+
+def check_memory(
+  executable,
+  image_shape: tuple[int, ...],
+  *,
+  available: int | None = None,
+  optimizer: OptimizerSettings | None = None,
+  suggest_tile: bool = False,
+) -> None:
+  """Refuses up front a compiled step whose buffers exceed free device memory, in one line
+  that names what would fit.
+
+  The optimizer's own state counts: each L-BFGS correction pair holds two images (its
+  memory grows by exactly that per pair), and Adam's two moments take about what
+  L-BFGS's value, gradient and line search take besides its pairs. Activation memory
+  grows with the pixel count, so the largest longest side that fits is estimated as
+  ``side * sqrt(free / need)``.
+
+  Args:
+    executable: a compiled chunk of steps.
+    image_shape: ``(..., H, W, 3)``, the optimized variable (a sweep's batch included).
+    available: free bytes (default: :func:`available_memory` of the executable's device).
+    optimizer: the run's optimizer settings, to name a smaller L-BFGS memory or Adam.
+    suggest_tile: name ``--tile auto`` when what remains without the activations fits (for
+      an untiled objective).
+
+  Raises:
+    ResourceError: it does not fit.
+  """
+  fit = memory_fit(executable, available=available)
+  if fit is None or fit[0] <= fit[2]:
     return
+  need, temp, available = fit
+  raise ResourceError(_what_fits(need, temp, available, image_shape, optimizer=optimizer, tile=suggest_tile))
+
+
+def _size(n: float) -> str:
+  for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+    if n >= scale:
+      return f"{n / scale:.1f} {unit}"
+  return f"{int(n)} bytes"
+
+
+def _what_fits(need, temp, available, image_shape, *, optimizer, tile) -> str:
   h, w = image_shape[-3], image_shape[-2]
+  image = 4 * math.prod(image_shape)  # float32 bytes of the variable, every member of a sweep
+  held, options = "", []
+  if optimizer is not None and optimizer.kind == "lbfgs":
+    pair = 2 * image + 4  # two images and a scalar
+    pairs = optimizer.memory * pair
+    rest = need - pairs
+    held = f" ({optimizer.memory} L-BFGS pairs hold {_size(pairs)} of it)"
+    memory = min(optimizer.memory - 1, (available - rest) // pair)
+    if memory >= 1:
+      options.append(f"--lbfgs-memory {memory}")
+    if rest <= available:
+      options.append("--optimizer adam")
+  if tile and need - temp <= available:
+    options.append("--tile auto")
   side = int(max(h, w) * math.sqrt(available / need) * 0.95)
-  raise ResourceError(
-    f"a {w}x{h} px run needs about {need / 2**30:.1f} GiB but {available / 2**30:.1f} GiB is free; "
+  instead = f"{', '.join(options)}, or " if options else ""
+  return (
+    f"a {w}x{h} px run needs about {_size(need)} but {_size(available)} is free{held}; what fits: {instead}"
     f"the largest size that fits is about {side} px (--size {side})"
   )
 

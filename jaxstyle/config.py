@@ -123,6 +123,13 @@ LAYERS = Codec(
 BOOL = Codec(bool, lambda v: "", flag_bool=True)
 
 
+def _parse_tile(text: str) -> int | str:
+  return "auto" if text.strip().lower() == "auto" else int(text)
+
+
+TILE = _optional(Codec(_parse_tile, str, "PX|auto", expected="a tile side in px, auto or none"))
+
+
 def _choices(options: Sequence[str], *, optional: bool = False) -> Codec:
   codec = Codec(str, str, None, tuple(options))
   return _optional(codec) if optional else codec
@@ -152,6 +159,12 @@ def _int_at_least(lo: int) -> Callable[[Any], str | None]:
     return None if ok else ("must be a positive integer" if lo == 1 else "must be a non-negative integer")
 
   return check
+
+
+def _tile_check(v: Any) -> str | None:
+  if v is None or v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+    return None
+  return "must be a positive integer (px), 'auto' or None"
 
 
 def _optional_check(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
@@ -450,6 +463,13 @@ class NetworkSettings(Section):
     "auto",
     "VGG convolutions: auto (Winograd on CPU, direct on GPU/TPU), direct or winograd",
     codec=_choices(vgg.CONV_ALGORITHMS),
+  )
+  tile: int | str | None = setting(
+    None,
+    "run the VGG tile by tile (exact; memory bounded by the tile): a tile side in px, auto (only when the whole "
+    "image does not fit in memory) or none",
+    codec=TILE,
+    check=_tile_check,
   )
 
 

@@ -141,7 +141,9 @@ def lbfgs(
   """This L-BFGS as an optax transformation, called like ``optax.lbfgs``.
 
   ``update(grad, state, params, value=..., grad=..., value_fn=...)`` returns the step as
-  updates. The state keeps the loss and gradient at the iterate (``optax.tree.get(state,
+  updates; an extra ``value_and_grad_fn=`` (``x -> (value, grad)``) replaces
+  ``jax.value_and_grad(value_fn)`` in the line search, e.g. an objective computed tile by
+  tile. The state keeps the loss and gradient at the iterate (``optax.tree.get(state,
   "value")``); :func:`init` leaves them unknown (``inf`` and zeros) until the caller sets
   them with ``optax.tree.set``, as for ``optax.lbfgs``.
 
@@ -154,10 +156,14 @@ def lbfgs(
   def init_fn(params):
     return init(params, jnp.inf, jnp.zeros_like(params), memory_size=memory_size)
 
-  def update_fn(updates, state, params, *, value_fn, **extra):
+  def update_fn(updates, state, params, *, value_fn=None, value_and_grad_fn=None, **extra):
     del updates, extra  # the state holds the gradient at params
+    if value_and_grad_fn is None:
+      if value_fn is None:
+        raise TypeError("lbfgs update needs value_fn= or value_and_grad_fn=")
+      value_and_grad_fn = jax.value_and_grad(value_fn)
     x_new, state = step(
-      params, state, jax.value_and_grad(value_fn), memory_size=memory_size, learning_rate=learning_rate, **search
+      params, state, value_and_grad_fn, memory_size=memory_size, learning_rate=learning_rate, **search
     )
     return x_new - params, state
 

@@ -17,6 +17,7 @@ from jaxstyle.config import StyleConfig
 from jaxstyle.errors import InputError
 from jaxstyle.optimize import Progress, Resume, optimize
 from jaxstyle.problem import as_image, finish, setup_problem
+from jaxstyle.tiled import TileProgress
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +37,8 @@ class Result:
     status: ``"completed"``, ``"stopped"`` or ``"non-finite"``
       (see :class:`~jaxstyle.optimize.Run`).
     steps_done: steps run, every scale counted.
-    scales: per scale: ``size`` (H, W), ``steps``, ``first_loss``, ``final_loss``.
+    scales: per scale: ``size`` (H, W), ``steps``, ``first_loss``, ``final_loss`` and
+      ``tile`` (the tile side the objective ran with, ``None`` for the whole image).
   """
 
   image: jax.Array
@@ -69,6 +71,7 @@ def stylize(
   callback: Callable[[Progress], None] | None = None,
   stop: Callable[[], bool] | None = None,
   resume: Resume | None = None,
+  tile_callback: Callable[[TileProgress], None] | None = None,
 ) -> Result:
   """Renders ``content`` in the style of ``style`` (Gatys et al. 2016).
 
@@ -89,6 +92,8 @@ def stylize(
     stop: polled after every chunk; when it returns true the run ends early with
       ``result.status == "stopped"`` and the image so far.
     resume: continue a single-scale run from a checkpoint (:func:`jaxstyle.checkpoint.load`).
+    tile_callback: with ``config.network.tile``, receives
+      :class:`~jaxstyle.tiled.TileProgress` within steps (see :func:`~jaxstyle.optimize.optimize`).
 
   Returns:
     a :class:`Result`; ``result.image`` is ``(H'', W'', 3)`` with the content's aspect
@@ -134,6 +139,7 @@ def stylize(
       first_step=done,
       total_steps=total_steps,
       scale=k,
+      tile_callback=tile_callback,
     )
     done = run.step
     previous = np.asarray(run.image)
@@ -145,6 +151,7 @@ def stylize(
         "steps": int(len(h)),
         "first_loss": float(h[0]) if len(h) else float(run.losses["total"]),
         "final_loss": float(run.losses["total"]),
+        "tile": run.tile,
       }
     )
     compile_s += run.timings["compile_s"]

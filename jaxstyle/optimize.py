@@ -2,15 +2,20 @@
 
 The image is the optimization variable, ``(H, W, 3)`` RGB in [0, 1] units. Adam, optax's
 zoom L-BFGS and jaxstyle's backtracking L-BFGS are all ``optax.GradientTransformationExtraArgs``
-driven by the same :func:`run_step`. Steps run in compiled chunks of at most
-``config.run.chunk`` steps (a ``lax.fori_loop`` whose trip count is an argument, so a short
-chunk reuses the same executable); a chunk also ends where a report or a save is due, and
-the Python loop between chunks only reports, saves and polls for a stop. Every piece is
-written for one image and ``jax.vmap``-ed for sweeps (:mod:`jaxstyle.sweep`).
+driven by the same :func:`run_step`, and all get the objective's value and gradient from one
+function (:func:`jaxstyle.objective.value_and_grad_fn`): whole-image autodiff, or with
+``config.network.tile`` the exact tile-by-tile computation whose memory is bounded by the
+tile. Steps run in compiled chunks of at most ``config.run.chunk`` steps (a ``lax.fori_loop``
+whose trip count is an argument, so a short chunk reuses the same executable); a chunk also
+ends where a report or a save is due, and the Python loop between chunks only reports, saves
+and polls for a stop (so a stop or a checkpoint waits for the chunk's end: with long tiled
+steps, a small ``--chunk`` keeps them prompt). Every piece is written for one image and
+``jax.vmap``-ed for sweeps (:mod:`jaxstyle.sweep`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -21,13 +26,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
-from jaxstyle import lbfgs, losses, vgg
-from jaxstyle.compilation import check_memory, compiled
+from jaxstyle import lbfgs, losses, tiled, vgg
+from jaxstyle.compilation import BATCH_AXES, check_memory, compiled, memory_fit
 from jaxstyle.config import OptimizerSettings, StyleConfig
 from jaxstyle.errors import InputError
-from jaxstyle.objective import Static, Targets, compose, compute_targets, objective  # noqa: F401
+from jaxstyle.objective import (  # noqa: F401
+  Static,
+  Targets,
+  compose,
+  compute_targets,
+  objective,
+  value_and_grad_fn,
+  value_fn,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +89,8 @@ class Run:
       ``"non-finite"`` (the loss became NaN/Inf and could not be recovered).
     step: steps completed (counting from the run's ``first_step``).
     lbfgs_resets: times L-BFGS memory was reset after a non-finite loss.
+    tile: the tile side the objective ran with (``None``: the whole image), ``--tile auto``
+      resolved.
   """
 
   image: jax.Array
@@ -83,6 +100,7 @@ class Run:
   status: str
   step: int
   lbfgs_resets: int = 0
+  tile: int | None = None
 
 
 class Resume(NamedTuple):
@@ -97,13 +115,26 @@ class Resume(NamedTuple):
 def optimizer(settings: OptimizerSettings) -> optax.GradientTransformationExtraArgs:
   """The optax transformation for ``settings``: Adam, optax's zoom L-BFGS or :func:`jaxstyle.lbfgs.lbfgs`.
 
-  All three take ``update(grad, state, params, value=..., grad=..., value_fn=...)``.
+  All three take ``update(grad, state, params, value=..., grad=..., **extra_args(...))``.
   """
   if settings.kind == "adam":
     return optax.with_extra_args_support(optax.adam(settings.lr, b1=settings.b1, b2=settings.b2, eps=settings.eps))
   if settings.line_search == "zoom":
     return optax.lbfgs(learning_rate=None if settings.lr == 1.0 else settings.lr, memory_size=settings.memory)
   return lbfgs.lbfgs(memory_size=settings.memory, learning_rate=settings.lr)
+
+
+def extra_args(settings: OptimizerSettings, value: Callable, value_and_grad: Callable) -> dict[str, Callable]:
+  """The extra arguments of :func:`optimizer`'s ``update``: the objective, and for the
+  backtracking line search the one value-and-gradient function it evaluates trials with.
+
+  optax's zoom line search takes ``value_fn`` alone (it refuses arguments ``value_fn`` does
+  not take) and differentiates it with ``jax.value_and_grad``; tiled, that is the tiled
+  gradient too, since :func:`jaxstyle.objective.objective`'s VJP is.
+  """
+  if settings.kind == "lbfgs" and settings.line_search == "zoom":
+    return {"value_fn": value}
+  return {"value_fn": value, "value_and_grad_fn": value_and_grad}
 
 
 def _carries_value(settings: OptimizerSettings) -> bool:
@@ -113,16 +144,12 @@ def _carries_value(settings: OptimizerSettings) -> bool:
   return settings.kind == "lbfgs"
 
 
-def _value_fn(params, targets, weights, static: Static):
-  return lambda x: objective(x, params, targets, weights, static=static)[0]
-
-
 def init_state(image, params, targets, weights, *, static: Static):
   """The optimizer state for one ``(H, W, 3)`` image (for L-BFGS, with the loss and
   gradient at ``image``)."""
   state = optimizer(static.optimizer).init(image)
   if _carries_value(static.optimizer):
-    value, grad = jax.value_and_grad(_value_fn(params, targets, weights, static))(image)
+    value, grad = value_and_grad_fn(params, targets, weights, static=static)(image)
     state = optax.tree.set(state, value=value, grad=grad)
   return state
 
@@ -137,23 +164,24 @@ def run_step(image, state, params, targets, weights, *, static: Static):
     ``(image, state, value)``: ``value`` is the loss at the image the step started from.
   """
   settings = static.optimizer
-  value_fn = _value_fn(params, targets, weights, static)
+  f = value_fn(params, targets, weights, static=static)
+  vg = value_and_grad_fn(params, targets, weights, static=static)
   if _carries_value(settings):
     value, grad = optax.tree.get(state, "value"), optax.tree.get(state, "grad")
   else:
-    value, grad = jax.value_and_grad(value_fn)(image)
-  updates, state = optimizer(settings).update(grad, state, image, value=value, grad=grad, value_fn=value_fn)
+    value, grad = vg(image)
+  updates, state = optimizer(settings).update(grad, state, image, value=value, grad=grad, **extra_args(settings, f, vg))
   image = optax.apply_updates(image, updates)
   if settings.clip:
     image = jnp.clip(image, 0.0, 1.0)
     if _carries_value(settings):
-      v, g = jax.value_and_grad(value_fn)(image)
+      v, g = vg(image)
       state = optax.tree.set(state, value=v, grad=g)
   return image, state, value
 
 
 def evaluate(image, params, targets, weights, *, static: Static) -> dict[str, jax.Array]:
-  """The weighted loss parts of one image (a forward pass only)."""
+  """The weighted loss parts of one image (a forward pass only; tile by tile when tiled)."""
   return objective(image, params, targets, weights, static=static)[1]
 
 
@@ -214,8 +242,15 @@ def optimize(
   first_step: int = 0,
   total_steps: int | None = None,
   scale: int = 0,
+  tile_callback: Callable[[tiled.TileProgress], None] | None = None,
 ) -> Run:
   """Runs ``config.run.steps`` steps from ``image``; the loop shared by stylize and sweeps.
+
+  Before anything runs, the chunk of steps is compiled from shapes and checked against free
+  memory (:func:`jaxstyle.compilation.check_memory`, which counts the optimizer's state);
+  ``config.network.tile="auto"`` then picks the whole-image objective if it fits, else the
+  largest tile that does. A tiled single image is spread over every local device when
+  there are several.
 
   Between chunks it reports progress, polls ``stop`` (so a signal handler can end a
   run cleanly at the next boundary), and checks the loss: when it is no longer finite,
@@ -235,36 +270,55 @@ def optimize(
     first_step: steps done before this call (earlier scales), for counts and intervals.
     total_steps: steps of the whole run, for progress (default ``first_step + steps``).
     scale: the scale's index, passed on in :class:`Progress`.
+    tile_callback: with a tile and one image, receives
+      :class:`~jaxstyle.tiled.TileProgress` within steps (at most once a second, and at
+      the end of every pass over the tiles), for steps that take long.
 
   Returns:
     a :class:`Run`; arrays carry a leading ``B`` axis when ``batched``.
+
+  Raises:
+    ResourceError: the run does not fit in memory (the message names what would).
   """
   static = Static.from_config(config)
   params = vgg.prepare(params, config.network.conv, layers=static.layers)  # no-op when already prepared
   x = jnp.array(image if resume is None else resume.image, jnp.float32, copy=True)  # the loop donates x
   # A batch sharded over devices keeps every per-member output sharded the same way.
-  out_sharding = x.sharding if batched and isinstance(x.sharding, jax.sharding.NamedSharding) else None
+  out_sharding = x.sharding if batched and isinstance(x.sharding, NamedSharding) else None
+  static, (x, params, targets, weights), out_sharding, chunk_fn, t_chunk = _plan(
+    config.network.tile,
+    static,
+    (x, params, targets, weights),
+    batched=batched,
+    out_sharding=out_sharding,
+    progress=tile_callback is not None,
+  )
   init_fn, t_init = compiled(
     "init", init_state, (x, params, targets, weights), static=static, batched=batched, out_sharding=out_sharding
   )
+  reporting = tiled.reporting(tile_callback) if static.progress else contextlib.nullcontext()
+  with reporting:
+    return _loop(
+      x, params, targets, weights, config, static, init_fn, chunk_fn, t_init + t_chunk,
+      batched=batched, callback=callback, stop=stop, resume=resume, first_step=first_step,
+      total_steps=total_steps, scale=scale,
+    )  # fmt: skip
+
+
+def _loop(
+  x, params, targets, weights, config, static, init_fn, chunk_fn, compile_s, *, batched, callback, stop, resume,
+  first_step, total_steps, scale,
+) -> Run:  # fmt: skip
+  # optimize's loop of compiled chunks, once the executables are there.
   state = init_fn(x, params, targets, weights)
   if resume is not None:
     leaves, tree = jax.tree.flatten(state)
     if len(leaves) != len(resume.opt_state_leaves):
       raise InputError("checkpoint's optimizer state does not match these settings")
+    saved = resume.opt_state_leaves
     state = jax.tree.unflatten(
-      tree, [jnp.asarray(v, a.dtype) for v, a in zip(resume.opt_state_leaves, leaves, strict=True)]
+      tree, [jax.device_put(np.asarray(v, a.dtype), a.sharding) for v, a in zip(saved, leaves, strict=True)]
     )
-  chunk_fn, t_chunk = compiled(
-    "chunk",
-    run_chunk,
-    (x, state, jnp.int32(0), params, targets, weights),
-    static=static,
-    batched=batched,
-    donate=(0, 1),
-    out_sharding=out_sharding,
-  )
-  check_memory(chunk_fn, x.shape)
   run = config.run
   last = first_step + run.steps
   total_steps = last if total_steps is None else total_steps
@@ -328,9 +382,91 @@ def optimize(
   final = {n: np.asarray(v) for n, v in parts.items()}
   final["total"] = final["content"] + final["style"] + final["tv"]
   steps_run = done - start
-  timings = {"compile_s": t_init + t_chunk, "run_s": run_s, "steps_per_s": steps_run / run_s if run_s > 0 else 0.0}
+  timings = {"compile_s": compile_s, "run_s": run_s, "steps_per_s": steps_run / run_s if run_s > 0 else 0.0}
   image = jnp.clip(compose(x, targets), 0.0, 1.0)
-  return Run(image, _history(totals, report, x), final, timings, status, done, resets)
+  return Run(image, _history(totals, report, x), final, timings, status, done, resets, static.tile)
+
+
+# Tile sides --tile auto tries, largest (least halo overhead) first.
+AUTO_TILES = (2048, 1024, 512, 256, 128)
+
+
+def _plan(setting, static: Static, args: tuple, *, batched: bool, out_sharding, progress: bool):
+  """Resolves ``--tile`` and compiles the chunk of steps from shapes, before anything runs.
+
+  ``auto`` compiles the whole-image chunk first and keeps it if it fits; otherwise it tries
+  the tiles of :data:`AUTO_TILES` that an estimate says fit, largest first (the whole
+  image's activations scaled down to a window, plus image-sized sums), compiling each
+  until one does. Whatever is chosen is then checked (``ResourceError`` if it does not fit).
+
+  Returns:
+    ``(static, args, out_sharding, chunk_fn, compile_s)``: ``static`` with the tile, its
+    devices and progress; ``args`` ``(x, params, targets, weights)`` placed on them.
+  """
+  spent = 0.0
+  tiles = [static.tile]
+  if setting == "auto":
+    exe, spent = _chunk_executable(static, args, batched=batched, out_sharding=out_sharding)
+    fit = memory_fit(exe)
+    if fit is None or fit[0] <= fit[2]:
+      return static, args, out_sharding, exe, spent
+    tiles = _auto_tiles(fit, args[0].shape, static.layers)
+  if tiles[0] is not None:
+    static, args, out_sharding = _spread(static, args, batched=batched, out_sharding=out_sharding)
+    static = static._replace(progress=progress and not batched)
+  for tile in tiles:
+    static = static._replace(tile=tile)
+    exe, seconds = _chunk_executable(static, args, batched=batched, out_sharding=out_sharding)
+    spent += seconds
+    fit = memory_fit(exe)
+    if fit is None or fit[0] <= fit[2]:
+      break
+  check_memory(exe, args[0].shape, optimizer=static.optimizer, suggest_tile=static.tile is None)
+  return static, args, out_sharding, exe, spent
+
+
+def _auto_tiles(fit: tuple[int, int, int], shape: tuple[int, ...], layers: Sequence[str]) -> list[int]:
+  """The tiles worth compiling when the whole image does not fit, largest first (at least one)."""
+  need, temp, available = fit
+  h, w = shape[-3], shape[-2]
+  sides = [t for t in AUTO_TILES if t < max(h, w)] or [AUTO_TILES[-1]]
+  image = 4 * math.prod(shape)
+
+  def estimate(tile: int) -> float:
+    wh, ww = tiled.tile_plan(h, w, tile, layers).window
+    return need - temp + temp * min(1.0, wh * ww / (h * w)) + 4 * image
+
+  return [t for t in sides if estimate(t) <= available] or sides[-1:]
+
+
+def _spread(static: Static, args: tuple, *, batched: bool, out_sharding):
+  """A tiled single image on several local devices: its tiles are split over all of them,
+  and every argument and output is replicated on them (a sweep shards members instead)."""
+  devices = tuple(jax.local_devices())
+  if batched or len(devices) < 2:
+    return static, args, out_sharding
+  everywhere = NamedSharding(jax.sharding.Mesh(np.asarray(devices), ("tiles",)), P())
+  return static._replace(devices=devices), jax.device_put(args, everywhere), everywhere
+
+
+def _chunk_executable(static: Static, args: tuple, *, batched: bool, out_sharding) -> tuple[Callable, float]:
+  """The compiled chunk of steps for ``args`` ``(x, params, targets, weights)``, with the
+  optimizer state given by its shapes (nothing is evaluated)."""
+  f = lambda *a: init_state(*a, static=static)  # noqa: E731
+  if batched:
+    f = jax.vmap(f, in_axes=BATCH_AXES["init"])
+  shapes = jax.eval_shape(f, *args)
+  state = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=out_sharding), shapes)
+  x, params, targets, weights = args
+  return compiled(
+    "chunk",
+    run_chunk,
+    (x, state, jnp.int32(0), params, targets, weights),
+    static=static,
+    batched=batched,
+    donate=(0, 1),
+    out_sharding=out_sharding,
+  )
 
 
 def _due(step: int, every: int | None) -> bool:

@@ -179,3 +179,34 @@ def test_presets_by_name():
   with pytest.raises(ValueError, match="unknown preset"):
     presets.get("nope")
   assert presets.get("tf-tutorial").layers == ("relu5_2", "relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+def test_lbfgs_line_search_takes_a_value_and_grad_fn():
+  """lbfgs.lbfgs evaluates trials with ``value_and_grad_fn`` when given (the tiled objective's
+  route), else with ``jax.value_and_grad(value_fn)``: the same step either way."""
+  import optax
+
+  from jaxstyle import lbfgs
+
+  f = lambda x: jnp.sum((x - jnp.arange(4.0)) ** 2 * jnp.arange(1.0, 5.0))  # noqa: E731
+  traced = []
+
+  def value_and_grad(x):
+    traced.append(x.shape)
+    return jax.value_and_grad(f)(x)
+
+  opt = lbfgs.lbfgs(memory_size=3)
+  x = jnp.zeros(4)
+  state = optax.tree.set(opt.init(x), value=f(x), grad=jax.grad(f)(x))
+  by_value, _ = opt.update(None, state, x, value_fn=f)
+  by_pair, _ = opt.update(None, state, x, value_fn=lambda x: jnp.float32(jnp.nan), value_and_grad_fn=value_and_grad)
+  np.testing.assert_allclose(by_pair, by_value, rtol=1e-6)
+  assert traced, "value_and_grad_fn was not used"
+  with pytest.raises(TypeError, match="value_fn"):
+    opt.update(None, state, x)
+
+
+def test_every_optimizer_gets_extra_args_it_takes():
+  f = g = lambda x: x  # noqa: E731
+  assert optimize.extra_args(presets.gatys().optimizer, f, g) == {"value_fn": f, "value_and_grad_fn": g}
+  assert optimize.extra_args(presets.gatys(line_search="zoom").optimizer, f, g) == {"value_fn": f}
