@@ -942,7 +942,10 @@ def enable_compilation_cache() -> str | None:
   if not path:
     return None
   jax.config.update("jax_compilation_cache_dir", path)
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+  # Programs that compile faster than this are not worth a disk entry ($JAXSTYLE_COMPILATION_CACHE_MIN_S).
+  jax.config.update(
+    "jax_persistent_cache_min_compile_time_secs", float(os.environ.get("JAXSTYLE_COMPILATION_CACHE_MIN_S", 0.2))
+  )
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
   return path
 
