@@ -187,9 +187,131 @@ class WeightedNorm(nn.Module):
     return instance_norm(x, weights @ gamma, weights @ beta)
 
 
+# Convolutions run in horizontal strips of output rows, in a loop. XLA:CPU hands convolutions with more than 16
+# input or output channels to YNNPACK, which first builds the whole im2col matrix (kh * kw * C_in floats per
+# output pixel): at 1024 px hundreds of MB, mapped afresh and page-faulted on every call, then read from memory.
+# A strip's matrix of about STRIP_BYTES is reused from the allocator and stays in cache (a 3x3 32 -> 32
+# convolution at 256 x 192: 54 ms -> 12 ms). YNNPACK uses a second thread only for wide rows, so narrow maps
+# put several strips side by side, W_BATCH output columns in all.
+STRIP_BYTES = 2 << 20
+MAX_STRIPS = 64
+W_BATCH = 1024
+MAX_GROUP = 4  # a wider loop body compiles slower: batch 4 at 384 x 288, 4.1 s with 4, 5.5 s with 8
+
+
+def _conv(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
+  """VALID NHWC/HWIO cross-correlation, in strips of output rows (see :data:`STRIP_BYTES`); the same sums as
+  one ``lax.conv_general_dilated``."""
+  n, hp, wp, c = x.shape
+  kh, kw = kernel.shape[:2]
+  ho, wo = (hp - kh) // stride + 1, (wp - kw) // stride + 1
+  full = lambda a: jax.lax.conv_general_dilated(a, kernel, (stride, stride), "VALID", dimension_numbers=_DIMS)
+  strips = min(ho, MAX_STRIPS, -(-(n * ho * wo * kh * kw * c * 4) // STRIP_BYTES))
+  if strips <= 1:
+    return full(x)
+  group = max(1, min(strips // 2, MAX_GROUP, -(-W_BATCH // wo)))  # strips side by side per convolution
+  loops = max(1, (strips - 1) // group)
+  rows = ho // (loops * group + 1)
+  first = ho - loops * group * rows  # the first strip, outside the loop, takes the remainder
+  span = (rows - 1) * stride + kh
+
+  def body(i, out):
+    start = first + (i - 1) * group * rows
+    bands = [jax.lax.dynamic_slice_in_dim(x, (start + j * rows) * stride, span, axis=1) for j in range(group)]
+    y = full(jnp.concatenate(bands, axis=2))  # the outputs that straddle two bands are dropped
+    parts = [y[:, :, j * wp // stride : j * wp // stride + wo] for j in range(group)]
+    return jax.lax.dynamic_update_slice_in_dim(out, jnp.concatenate(parts, axis=1), start, axis=1)
+
+  # The loop's buffer starts as the first strip padded with zeros: a fresh buffer of its own (a zeros constant
+  # would be shared, and copied into every loop).
+  out = jnp.pad(full(x[:, : (first - 1) * stride + kh]), ((0, 0), (0, ho - first), (0, 0), (0, 0)))
+  return jax.lax.fori_loop(1, loops + 1, body, out)
+
+
+# Phase ("space-to-depth") form with factor s of a map whose sides are multiples of s: (N, H, W, C) ->
+# (N, H/s, W/s, s*s*C), channels ordered (row phase, column phase, channel). The full-resolution layers run in
+# it: the same sums with s*s times the channels at 1/(s*s) of the pixels. With 3 or 8 channels XLA:CPU would
+# convolve through Eigen (YNNPACK takes only convolutions with more than 16 channels in or out), 4-8x slower
+# per FLOP here; and even 3 -> 32 (MultiStyle26's first layer), which YNNPACK takes, runs 1.5x faster in phase
+# form. The last layer takes the smallest factor that gets it to YNNPACK.
+YNN_MIN_CHANNELS = 17
+FIRST_PHASES = 2
+
+
+def _last_phases(c_in: int, c_out: int) -> int:
+  return 2 if 4 * max(c_in, c_out) >= YNN_MIN_CHANNELS else 4
+
+
+def _space_to_depth(x: jax.Array, s: int = 2) -> jax.Array:
+  """``(N, H, W, C)`` -> ``(N, H/s, W/s, s*s*C)``."""
+  n, h, w, c = x.shape
+  return x.reshape(n, h // s, s, w // s, s, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, h // s, w // s, s * s * c)
+
+
+def _depth_to_space(x: jax.Array, s: int = 2) -> jax.Array:
+  """Inverse of :func:`_space_to_depth`."""
+  n, h, w, cs = x.shape
+  c = cs // (s * s)
+  return x.reshape(n, h, w, s, s, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, s * h, s * w, c)
+
+
+def _taps(size: int, mode: str, s: int) -> np.ndarray:
+  """``S[b, p, q, t]``: how many times tap ``t`` of a 1-D kernel of ``size`` reads input phase ``p`` at block
+  offset ``b`` for output phase ``q``, per axis.
+
+  * ``"same"``: stride 1, input (reflect-padded by ``size // 2``, a multiple of ``s``) and output in phase form.
+  * ``"down"``: stride 2 (``size`` 3), input in phase form (``s`` 2), output plain. Output ``i`` reads rows
+    ``2i - 1 .. 2i + 1``: phase 1 of block ``i - 1`` and both phases of block ``i``. Row -1 reflects to row 1,
+    phase 1 of block 0, so the input is padded before by one copy of its first block; nothing after.
+  * ``"up"``: nearest x2 then stride 1 (``size`` 3), input plain at the low resolution, output in phase form
+    (``s`` 2). The reflection of the upsampled map by one pixel is the upsampled edge padding, so the input is
+    edge-padded by one and output phase ``q`` of pixel ``i`` reads low-resolution rows ``i - 1 + q .. i + q``;
+    two taps can fall on the same row, hence counts.
+  """
+  if mode == "same":  # stride 1, phase form in and out, input reflect-padded by size // 2 (a multiple of s)
+    out = np.zeros(((s - 1 + size - 1) // s + 1, s, s, size))
+    for q in range(s):
+      for t in range(size):
+        out[(q + t) // s, (q + t) % s, q, t] = 1
+  elif mode == "down":  # stride 2 from phase form (s = 2) to plain, input padded by one block before
+    out = np.zeros((2, 2, 1, size))
+    for t in range(size):
+      r = t - size // 2
+      out[r // 2 + 1, r % 2, 0, t] = 1
+  else:  # "up": nearest x2 then stride 1, plain input edge-padded by one, output in phase form (s = 2)
+    out = np.zeros((3, 1, 2, size))
+    for q in range(2):
+      for t in range(size):
+        out[(q + t - size // 2) // 2 + 1, 0, q, t] += 1
+  return out
+
+
+def _phase_kernel(kernel: jax.Array, mode: str, s: int = 2) -> jax.Array:
+  """The HWIO kernel of the convolution in phase form equivalent to ``kernel`` (exact: each transformed tap is a
+  sum of original taps)."""
+  taps = jnp.asarray(_taps(kernel.shape[0], mode, s), kernel.dtype)
+  k = jnp.einsum("ipqt,jrsu,tuco->ijprcqso", taps, taps, kernel, precision=jax.lax.Precision.HIGHEST)
+  b, _, p, _, c, q, _, o = k.shape
+  return k.reshape(b, b, p * p * c, q * q * o)
+
+
+def _phase_norm(norm, y, cond, s):
+  """CIN of a map in phase form: statistics over every pixel of the full-resolution map."""
+  n, h, w, cs = y.shape
+  out = norm(y.reshape(n, h, w * s * s, cs // (s * s)), cond)  # N may grow: one image, several conditions
+  return out.reshape(out.shape[0], h, w, cs)
+
+
 class _Layer(nn.Module):
   """Optional nearest x2 upsampling, reflection padding by ``kernel // 2``, a VALID convolution, then either a
-  bias (``norm=None``) or CIN. A bias before CIN would be cancelled by its mean, so there is none."""
+  bias (``norm=None``) or CIN. A bias before CIN would be cancelled by its mean, so there is none.
+
+  ``phases_in`` and ``phases_out`` give the phase factor (:func:`_space_to_depth`) of the input and the output
+  (1: a plain map); the arithmetic is the same up to rounding, the params the same. Supported: 1 -> 1
+  (anything); 1 -> 2 with upsampling (3x3, "sub-pixel": the upsampled map is never built); 2 -> 1 at stride 2
+  (3x3); 1 or 2 -> s (stride 1, ``kernel // 2`` a multiple of s). The convolution runs with a kernel
+  transformed from the stored one inside the computation (:func:`_phase_kernel`).
+  """
 
   features: int
   kernel: int
@@ -198,17 +320,26 @@ class _Layer(nn.Module):
   norm: type[nn.Module] | None = None
 
   @nn.compact
-  def __call__(self, x: jax.Array, cond: jax.Array) -> jax.Array:
-    if self.upsample:
-      x = upsample_nearest(x)
-    shape = (self.kernel, self.kernel, x.shape[-1], self.features)
+  def __call__(self, x: jax.Array, cond: jax.Array, phases_in: int = 1, phases_out: int = 1) -> jax.Array:
+    shape = (self.kernel, self.kernel, x.shape[-1] // phases_in**2, self.features)
     kernel = self.param("kernel", nn.initializers.lecun_normal(), shape, jnp.float32)
-    y = jax.lax.conv_general_dilated(
-      reflect_pad(x, self.kernel // 2), kernel, (self.stride,) * 2, "VALID", dimension_numbers=_DIMS
-    )
+    r = self.kernel // 2
+    if phases_in == phases_out == 1:
+      if self.upsample:
+        x = upsample_nearest(x)
+      y = _conv(reflect_pad(x, r), kernel, self.stride)
+    elif self.upsample:  # a plain low-resolution map to phase form
+      y = _conv(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge"), _phase_kernel(kernel, "up"))
+    elif phases_out == 1:  # stride 2 from phase form (factor 2)
+      y = _conv(jnp.pad(x, ((0, 0), (1, 0), (1, 0), (0, 0)), mode="edge"), _phase_kernel(kernel, "down"))
+    else:
+      full = x if phases_in == 1 else _depth_to_space(x, phases_in)
+      y = _conv(_space_to_depth(reflect_pad(full, r), phases_out), _phase_kernel(kernel, "same", phases_out))
     if self.norm is None:
       bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
-      return y + bias.reshape((1, 1, 1, -1))
+      return y + jnp.tile(bias, phases_out**2).reshape((1, 1, 1, -1))
+    if phases_out > 1:
+      return _phase_norm(self.norm(name="norm"), y, cond, phases_out)
     return self.norm(name="norm")(y, cond)
 
 
@@ -224,23 +355,31 @@ def _check_body_inputs(x: jax.Array, cond: jax.Array, cond_dim: int, what: str) 
 
 
 def _feed_forward(x, cond, *, contract, expand, residual_blocks, norm, contract_norm):
-  """Magenta's transformer body, shared by both networks (called from their compact ``__call__``)."""
+  """Magenta's transformer body, shared by both networks (called from their compact ``__call__``).
+
+  The full-resolution layers run in phase form (see :func:`_space_to_depth`): the first 9x9 convolution
+  produces it, the stride-2 one consumes it; the second upsampling layer produces it and the last 9x9 one
+  consumes it. Only the input and the output exist at full resolution.
+  """
   if len(contract) != 3 or len(expand) != 2:
     raise ValueError(f"contract needs 3 widths and expand 2, got {tuple(contract)} and {tuple(expand)}")
   h, w = x.shape[1:3]
   y = pad_to_multiple(x)
   first = norm if contract_norm else None
-  for i, (features, kernel, stride) in enumerate(zip(contract, (9, 3, 3), (1, 2, 2), strict=True), start=1):
-    y = nn.relu(_Layer(features, kernel, stride, norm=first, name=f"contract{i}")(y, cond))
+  s = FIRST_PHASES
+  y = nn.relu(_Layer(contract[0], 9, norm=first, name="contract1")(y, cond, 1, s))
+  y = nn.relu(_Layer(contract[1], 3, 2, norm=first, name="contract2")(y, cond, s, 1))
+  y = nn.relu(_Layer(contract[2], 3, 2, norm=first, name="contract3")(y, cond))
   width = contract[-1]
   # One image with N conditions: everything before the first CIN runs once; CIN's broadcast makes the batch.
   for b in range(1, residual_blocks + 1):
     r = nn.relu(_Layer(width, 3, norm=norm, name=f"residual{b}_1")(y, cond))
     y = y + _Layer(width, 3, norm=norm, name=f"residual{b}_2")(r, cond)  # no activation after the add
-  for i, features in enumerate(expand, start=1):
-    y = nn.relu(_Layer(features, 3, upsample=True, norm=norm, name=f"expand{i}")(y, cond))
-  y = _Layer(3, 9, norm=norm, name=f"expand{len(expand) + 1}")(y, cond)
-  return jax.nn.sigmoid(y)[:, :h, :w]
+  y = nn.relu(_Layer(expand[0], 3, upsample=True, norm=norm, name="expand1")(y, cond, 1, 2))
+  y = nn.relu(_Layer(expand[1], 3, upsample=True, norm=norm, name="expand2")(_depth_to_space(y), cond, 1, 2))
+  s = _last_phases(expand[1], 3)
+  y = _Layer(3, 9, norm=norm, name=f"expand{len(expand) + 1}")(y, cond, 2, s)
+  return _depth_to_space(jax.nn.sigmoid(y), s)[:, :h, :w]
 
 
 class Transformer(nn.Module):
