@@ -186,10 +186,10 @@ def _network(networks: Networks, settings: FastSettings) -> Callable[[jax.Array,
   if settings.builtin is not None:
     if networks.multistyle is None:
       raise InputError("the 26-style network is needed for builtin styles")
-    return jax.jit(lambda x, c: magenta.multistyle(networks.multistyle, x, c))
+    return lambda x, c: magenta.multistyle(networks.multistyle, x, c)
   if networks.transformer is None:
     raise InputError("the arbitrary-style transformer is needed")
-  return jax.jit(lambda x, c: magenta.transfer(networks.transformer, x, c))
+  return lambda x, c: magenta.transfer(networks.transformer, x, c)
 
 
 def condition(
