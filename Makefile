@@ -7,7 +7,7 @@ WEIGHTS ?= weights/vgg19.h5
 FAST_WEIGHTS := $(dir $(WEIGHTS))magenta_arbitrary.h5
 export JAXSTYLE_WEIGHTS := $(abspath $(WEIGHTS))
 
-.PHONY: all install weights demo test lint bench gallery clean
+.PHONY: all install weights demo test lint bench quality gallery clean
 
 all: demo
 
@@ -45,11 +45,15 @@ bench: $(STAMP) $(WEIGHTS) $(FAST_WEIGHTS)
 	-$(BIN)/python -m pip install -q 'torch==2.13.0' 'pastiche==1.6.0' || echo "bench: reference not installed"
 	$(BIN)/python bench/bench.py
 
+# Issue 13's comparison: the default against the neural-style preset on Gatys et al.'s Fig. 2 pairs (about 80 min).
+quality: $(STAMP) $(WEIGHTS)
+	$(BIN)/python bench/bench_quality.py --out-dir quality
+
 # The README's gallery: each control on the built-in samples, made by the command the README prints.
 GALLERY := jaxstyle/samples/gallery
 C := jaxstyle/samples/landscape.png
 S := jaxstyle/samples/strokes.png
-RUN = $(BIN)/jaxstyle stylize $(C) $(S) --size 256 --steps 100 -q -o $(GALLERY)
+RUN = $(BIN)/jaxstyle stylize $(C) $(S) --preset gatys --size 256 --steps 100 -q -o $(GALLERY)
 gallery: $(STAMP) $(WEIGHTS) $(FAST_WEIGHTS)
 	$(RUN)/baseline.jpg
 	$(RUN)/preserve_luminance.jpg --preserve-color luminance
@@ -59,7 +63,7 @@ gallery: $(STAMP) $(WEIGHTS) $(FAST_WEIGHTS)
 	$(RUN)/init_style.jpg --init style
 	$(RUN)/max_pooling.jpg --pooling max
 	$(RUN)/mask.jpg --mask jaxstyle/samples/sky_mask.png
-	$(BIN)/jaxstyle stylize $(C) $(S) jaxstyle/samples/mosaic.png --size 256 --steps 100 -q -o $(GALLERY)/regions.jpg \
+	$(BIN)/jaxstyle stylize $(C) $(S) jaxstyle/samples/mosaic.png --preset gatys --size 256 --steps 100 -q -o $(GALLERY)/regions.jpg \
 	  --style-regions jaxstyle/samples/sky_mask.png jaxstyle/samples/ground_mask.png
 	$(BIN)/jaxstyle fast $(C) $(S) -o $(GALLERY)/fast_strokes.jpg --size 384 -q
 	$(BIN)/jaxstyle fast $(C) jaxstyle/samples/mosaic.png -o $(GALLERY)/fast_mosaic.jpg --size 384 -q
@@ -69,4 +73,4 @@ gallery: $(STAMP) $(WEIGHTS) $(FAST_WEIGHTS)
 	rm -f $(GALLERY)/*.json
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo quality .pytest_cache .ruff_cache

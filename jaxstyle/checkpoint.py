@@ -2,7 +2,8 @@
 
 A checkpoint holds the image, the optimizer state's leaves (in ``jax.tree`` order of
 the state that :func:`jaxstyle.optimize.init_state` builds for the same settings), the
-step, the loss history and the settings it was made with. Resuming with the same
+step (counted over every scale), the scale of a coarse-to-fine run, that scale's loss
+history and the settings it was made with. Resuming with the same
 settings continues exactly where the run stopped.
 """
 
@@ -41,6 +42,7 @@ def save(directory: str | os.PathLike, progress: Progress, config: StyleConfig) 
         f,
         image=np.asarray(progress.image),
         step=np.int64(progress.step),
+        scale=np.int64(progress.scale),
         num_state=np.int64(len(leaves)),
         config=np.asarray(json.dumps(config.to_dict(), sort_keys=True)),
         **arrays,
@@ -59,6 +61,7 @@ def load(directory: str | os.PathLike, config: StyleConfig) -> Resume:
       saved = json.loads(str(z["config"]))
       image = z["image"]
       step = int(z["step"])
+      scale = int(z["scale"]) if "scale" in z.files else 0
       leaves = [z[f"state_{i}"] for i in range(int(z["num_state"]))]
       history = {k[len("history_") :]: z[k] for k in z.files if k.startswith("history_")}
   except (OSError, KeyError, ValueError, EOFError) as e:
@@ -68,9 +71,15 @@ def load(directory: str | os.PathLike, config: StyleConfig) -> Resume:
   differ = sorted(k for k in set(saved) | set(now) if k not in may_change and saved.get(k) != now.get(k))
   if differ:
     raise CheckpointError(f"{path}: made with other settings ({', '.join(differ)} differ)")
-  if step > config.run.steps:
-    raise CheckpointError(f"{path}: already at step {step}, past --steps {config.run.steps}")
-  return Resume(image=image, opt_state_leaves=leaves, step=step, history=history)
+  from jaxstyle.multiscale import scale_plan
+
+  plan = scale_plan(config)
+  if scale >= len(plan):
+    raise CheckpointError(f"{path}: saved at scale {scale}, this run has {len(plan)}")
+  end = sum(steps for _, steps in plan[: scale + 1])
+  if step > end:
+    raise CheckpointError(f"{path}: already at step {step}, past this scale's last step {end} (--steps)")
+  return Resume(image=image, opt_state_leaves=leaves, step=step, history=history, scale=scale)
 
 
 def _flatten(record: dict) -> dict:

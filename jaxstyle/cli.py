@@ -89,7 +89,10 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
   g = p.add_argument_group("recipe (a preset, then overrides; 'none' unsets an optional value)")
   g.add_argument(
-    "--preset", default="gatys", choices=sorted(presets.PRESETS), help="starting configuration (default: gatys)"
+    "--preset",
+    default=None,
+    choices=sorted(presets.PRESETS),
+    help=f"starting configuration (default: {presets.DEFAULT}; sweep --figure3: gatys)",
   )
   add_setting_flags(g, config_lib.declarations())
   _add_weights_arg(p, "VGG19 weights file")
@@ -268,7 +271,7 @@ def config_from_args(args: argparse.Namespace) -> config_lib.StyleConfig:
   from jaxstyle import presets
 
   given = {d.dest: getattr(args, d.dest) for d in config_lib.declarations() if hasattr(args, d.dest)}
-  config = config_lib.from_flags(presets.get(args.preset), given)
+  config = config_lib.from_flags(presets.get(args.preset or presets.DEFAULT), given)
   im = config.images
   paths = {}
   if im.mask:
@@ -455,8 +458,6 @@ def run_stylize(content_path: str, style_paths: Sequence[str], out: str, config,
   from jaxstyle import checkpoint, images, problem
 
   ckpt_dir = getattr(args, "checkpoint", None) or getattr(args, "resume", None)
-  if ckpt_dir and config.images.scales and len(config.images.scales) > 1:
-    raise CliError("--checkpoint/--resume work with single-scale runs (no --scales)")
   bit_depth = getattr(args, "bit_depth", 8)
   if bit_depth == 16 and not out.lower().endswith(".png"):
     raise CliError(f"{out}: --bit-depth 16 needs a .png output")
@@ -468,7 +469,9 @@ def run_stylize(content_path: str, style_paths: Sequence[str], out: str, config,
   resume = None
   if getattr(args, "resume", None):
     resume = checkpoint.load(args.resume, config)
-    shape = problem.scaled_shape(inputs.content.shape, config.images.output_size)
+    from jaxstyle.multiscale import scale_plan
+
+    shape = problem.scaled_shape(inputs.content.shape, scale_plan(config)[resume.scale][0])
     if resume.image.shape[:2] != shape:
       raise CliError(f"{args.resume}: checkpoint image is {resume.image.shape}, this run's is {(*shape, 3)}")
   params, winfo = _params(args.weights)
@@ -558,6 +561,8 @@ def cmd_stylize(args) -> int:
 def cmd_sweep(args) -> int:
   from jaxstyle import images, sweep
 
+  if args.figure3 and args.preset is None:
+    args.preset = "gatys"  # the paper's figure, the paper's weighting
   config = config_from_args(args)
   if args.figure3:
     if args.ratios or args.style_layer_sets:
@@ -579,7 +584,9 @@ def cmd_sweep(args) -> int:
     if not r > 0:
       raise CliError(f"--ratios must be positive, got {r}")
   if config.images.scales:
-    raise CliError("--scales: sweeps run at one scale (use --size)")
+    if hasattr(args, "scales"):
+      raise CliError("--scales: sweeps run at one scale (use --size)")
+    config = config.set(size=config.images.output_size, scales=None)  # a preset's ladder: its last size
   labels, members, columns = spec.grid(config)
   run_config = spec.run_config(config)
   batch_weights = spec.weights(config)
@@ -675,7 +682,7 @@ def _sweep_scores(params, inputs: Inputs, config, results: np.ndarray) -> dict:
 def cmd_demo(args) -> int:
   from jaxstyle import samples
 
-  config = config_from_args(argparse.Namespace(**{"size": 256, "steps": 100, **vars(args)}))
+  config = config_from_args(argparse.Namespace(**{"size": 256, **vars(args)}))
   os.makedirs(args.output_dir, exist_ok=True)
   out = os.path.join(args.output_dir, "result.png")
   sheet = os.path.join(args.output_dir, "sheet.png")

@@ -527,7 +527,10 @@ class StyleConfig:
     or whole sections (``run=RunSettings(...)``).
 
     Switching ``kind`` (the optimizer) without a ``learning_rate`` resets it to the new
-    kind's default, since L-BFGS and Adam steps live on different scales.
+    kind's default, since L-BFGS and Adam steps live on different scales. Changing ``size``
+    without ``scales`` when the scales are the automatic ladder of the old size
+    (:func:`auto_scales`) re-derives the ladder for the new size (none for ``size=None``), so
+    that ``--size`` means the output's size with a coarse-to-fine preset too.
     """
     top = {k: changes.pop(k) for k in list(changes) if k == "name" or k in SECTIONS}
     for k, v in top.items():
@@ -541,6 +544,10 @@ class StyleConfig:
       if section is None:
         raise InputError(f"unknown setting {key!r}")
       per.setdefault(section, {})[key] = value
+    im = per.get("images", {})
+    if "size" in im and "scales" not in im and config.images.scales is not None:
+      if config.images.scales == auto_scales(config.images.size or 512):  # an automatic ladder follows the size
+        im["scales"] = None if im["size"] is None else "auto"
     opt = per.get("optimizer", {})
     if "kind" in opt and opt["kind"] != config.optimizer.kind and "learning_rate" not in opt:
       opt["learning_rate"] = None

@@ -79,7 +79,7 @@ def stylize(
     content: ``(H, W, 3)`` RGB in [0, 1], or an image path.
     style: ``(H', W', 3)`` RGB in [0, 1], or an image path, or a list of them to
       blend (weights ``config.images.style_blend``).
-    config: settings; default ``presets.gatys()``.
+    config: settings; default ``presets.jaxstyle()``.
     params: VGG19 params; default ``load_vgg19()``.
     mask: ``(H, W[, 1])`` in [0, 1] or an image path: 1 stylizes, 0 keeps the content
       exactly (Gatys et al. 2017's spatial control, as a constraint).
@@ -91,7 +91,8 @@ def stylize(
     callback: receives a :class:`~jaxstyle.optimize.Progress` after every chunk of steps.
     stop: polled after every chunk; when it returns true the run ends early with
       ``result.status == "stopped"`` and the image so far.
-    resume: continue a single-scale run from a checkpoint (:func:`jaxstyle.checkpoint.load`).
+    resume: continue a run from a checkpoint (:func:`jaxstyle.checkpoint.load`), at the scale it
+      was saved at; the result's history then starts with that scale's.
     tile_callback: with ``config.network.tile``, receives
       :class:`~jaxstyle.tiled.TileProgress` within steps (see :func:`~jaxstyle.optimize.optimize`).
 
@@ -102,27 +103,31 @@ def stylize(
   if config is None:
     from jaxstyle import presets
 
-    config = presets.gatys()
+    config = presets.jaxstyle()
   if params is None:
     from jaxstyle.weights import load_vgg19
 
     params = load_vgg19()
   plan = scale_plan(config)
-  if resume is not None and len(plan) > 1:
-    raise InputError("resume works with single-scale runs only")
+  first = 0 if resume is None else resume.scale  # a resumed run skips the scales its checkpoint finished
+  if first >= len(plan):
+    raise InputError(f"the checkpoint was saved at scale {first}; this run has {len(plan)}")
   content = as_image(content)
   styles = [as_image(st) for st in (style if isinstance(style, (list, tuple)) else [style])]
   if config.images.init == "fast" and init_image is None:  # the feed-forward network's picture as the start
     from jaxstyle import fast
 
-    first = plan[0][0]
-    start = content if first is None else imageio.resize(content, first)
+    side = plan[first][0]
+    start = content if side is None else imageio.resize(content, side)
     init_image = fast.initial_image(start, styles, blend=config.images.style_blend)
   network = vgg.prepare(params, config.network.conv, layers=config.layers)  # once, for targets and objective
   total_steps = sum(steps for _, steps in plan)
-  previous, run, per_scale, compile_s, run_s, done = None, None, [], 0.0, 0.0, 0
+  done = sum(steps for _, steps in plan[:first])
+  previous, run, per_scale, compile_s, run_s = None, None, [], 0.0, 0.0
   histories = []
   for k, (size, steps) in enumerate(plan):
+    if k < first:
+      continue
     scale_config = config.set(size=size, scales=None, steps=steps)
     problem = setup_problem(
       network, content, styles, scale_config, mask=mask, regions=regions, start=previous, init_image=init_image
@@ -135,7 +140,7 @@ def stylize(
       scale_config,
       callback=callback,
       stop=stop,
-      resume=resume,
+      resume=resume if k == first else None,
       first_step=done,
       total_steps=total_steps,
       scale=k,
@@ -159,7 +164,7 @@ def stylize(
     if run.status != "completed":
       break
   history = {key: np.concatenate([h[key] for h in histories]) for key in histories[0]}
-  history["scale"] = np.concatenate([np.full(len(h["step"]), k, np.int64) for k, h in enumerate(histories)])
+  history["scale"] = np.concatenate([np.full(len(h["step"]), first + k, np.int64) for k, h in enumerate(histories)])
   steps_run = sum(len(h["total"]) for h in histories) - (0 if resume is None else len(resume.history["total"]))
   timings = {"compile_s": compile_s, "run_s": run_s, "steps_per_s": steps_run / run_s if run_s > 0 else 0.0}
   return Result(

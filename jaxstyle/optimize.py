@@ -110,6 +110,7 @@ class Resume(NamedTuple):
   opt_state_leaves: list[np.ndarray]
   step: int
   history: dict[str, np.ndarray]
+  scale: int = 0  # the coarse-to-fine scale it was saved at (its history is that scale's)
 
 
 def optimizer(settings: OptimizerSettings) -> optax.GradientTransformationExtraArgs:

@@ -29,6 +29,31 @@ def test_resume_equals_uninterrupted(tiny_params, tmp_path):
   assert list(rest.history["step"]) == [3, 6]
 
 
+def test_coarse_to_fine_resumes_at_the_scale_it_was_saved_at(tiny_params, tmp_path):
+  """Stopped during the second scale and resumed: the same image and the same second-scale losses as
+  an uninterrupted run; the first scale is not run again."""
+  config = tiny(scales=(20, 40), coarse_steps=3)
+  full = js.stylize(CONTENT, STYLE, config, params=tiny_params)
+  js.stylize(
+    CONTENT,
+    STYLE,
+    config,
+    params=tiny_params,
+    stop=lambda: bool(list(tmp_path.iterdir())),
+    callback=lambda p: checkpoint.save(tmp_path, p, config) if p.scale == 1 else None,
+  )
+  resume = checkpoint.load(tmp_path, config)
+  assert (resume.scale, resume.step) == (1, 6) and resume.image.shape == (32, 40, 3)
+  rest = js.stylize(CONTENT, STYLE, config, params=tiny_params, resume=resume)
+  np.testing.assert_allclose(rest.image, full.image, atol=1e-6)
+  second = full.history["scale"] == 1
+  np.testing.assert_allclose(rest.history["content"], full.history["content"][second], rtol=1e-6)
+  assert list(rest.history["step"]) == [6, 9] and set(rest.history["scale"]) == {1}
+  assert rest.steps_done == 9 and [s["size"] for s in rest.scales] == [[32, 40]]
+  with pytest.raises(checkpoint.CheckpointError, match="images.scales"):
+    checkpoint.load(tmp_path, tiny(steps=6))
+
+
 def test_checkpoint_with_other_settings_is_refused(tiny_params, tmp_path):
   js.stylize(
     CONTENT,

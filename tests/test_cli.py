@@ -45,7 +45,7 @@ def test_stylize_end_to_end(env, capsys):
   assert "step 4/4" in stderr and "it/s" in stderr and "ETA" in stderr
   rec = json.loads((out / "r.json").read_text())
   st = rec["settings"]
-  assert st["images"]["size"] == 32 and st["run"]["steps"] == 4 and st["name"] == "gatys"
+  assert st["images"]["size"] == 32 and st["run"]["steps"] == 4 and st["name"] == "jaxstyle"
   assert set(rec["losses"]) == {"content", "style", "tv", "total"}
   assert rec["timings"]["compile_s"] >= 0 and rec["timings"]["steps_per_s"] > 0
   assert rec["versions"]["jax"] and rec["device"]["platform"] == "cpu"

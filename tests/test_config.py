@@ -127,6 +127,17 @@ def test_auto_scales_resolve_against_the_size():
   assert presets.gatys(size=200, scales="auto").images.scales == (200,)
 
 
+def test_an_automatic_ladder_follows_the_size_an_explicit_one_stays():
+  base = presets.jaxstyle()
+  assert base.images.scales == (256, 512) and base.images.output_size == 512
+  assert base.set(size=1024).images.scales == (256, 512, 1024)
+  assert base.set(size=256).images.scales == (256,)
+  assert base.set(size=None).images.scales is None and base.set(size=None).images.output_size is None
+  assert base.set(size=384, scales=(192, 384)).images.scales == (192, 384)
+  assert presets.gatys(scales=(100, 300)).set(size=256).images.scales == (100, 300)
+  assert config.from_flags(base, {"size": 1024}).images.output_size == 1024  # as the CLI builds it
+
+
 def test_loss_defaults_are_the_loss_spec_defaults():
   from jaxstyle import losses
 
