@@ -87,8 +87,9 @@ def memory_fit(executable, *, available: int | None = None) -> tuple[int, int, i
     return None
   if available is None:
     shardings = jax.tree.leaves(executable.input_shardings[0]) if executable.input_shardings else []
-    devices = shardings[0].device_set if shardings else None
-    available = available_memory(next(iter(devices)) if devices else jax.devices()[0])
+    # only this process's devices report memory (a sweep's mesh may span several processes)
+    devices = [d for d in shardings[0].device_set if d.process_index == jax.process_index()] if shardings else []
+    available = available_memory(devices[0] if devices else jax.local_devices()[0])
   return None if available is None else (need, temp, available)
 
 

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
@@ -339,6 +340,7 @@ def _loop(
   while stops:
     k = stops[0] - done
     x, state, values, parts = chunk_fn(x, state, jnp.int32(k), params, targets, weights)
+    values, parts = to_host((values, parts))
     total = sum(np.asarray(parts[n]) for n in names)
     ok = np.isfinite(total)
     if not np.all(ok):
@@ -380,12 +382,25 @@ def _loop(
     x, fresh = last_ok, False  # members whose loss became non-finite keep their last finite image
   if not fresh:  # zero steps, or x is not the last chunk's output: evaluate it
     _, _, _, parts = chunk_fn(jnp.copy(x), state, jnp.int32(0), params, targets, weights)
-  final = {n: np.asarray(v) for n, v in parts.items()}
+  final = to_host(dict(parts))
   final["total"] = final["content"] + final["style"] + final["tv"]
   steps_run = done - start
   timings = {"compile_s": compile_s, "run_s": run_s, "steps_per_s": steps_run / run_s if run_s > 0 else 0.0}
   image = jnp.clip(compose(x, targets), 0.0, 1.0)
   return Run(image, _history(totals, report, x), final, timings, status, done, resets, static.tile)
+
+
+def to_host(tree):
+  """``tree``'s arrays as NumPy arrays, whole. A sweep sharded over several processes'
+  devices (``jax.distributed``) is not addressable from one process: it is gathered with
+  ``process_allgather``, a collective that every process reaches at the same point."""
+
+  def get(a):
+    if isinstance(a, jax.Array) and not a.is_fully_addressable:
+      return multihost_utils.process_allgather(a, tiled=True)
+    return np.asarray(a)
+
+  return jax.tree.map(get, tree)
 
 
 # Tile sides --tile auto tries, largest (least halo overhead) first.

@@ -26,7 +26,7 @@ from jax.sharding import PartitionSpec as P
 from jaxstyle import losses, vgg
 from jaxstyle.config import StyleConfig
 from jaxstyle.errors import InputError, ResourceError
-from jaxstyle.optimize import Progress, optimize
+from jaxstyle.optimize import Progress, optimize, to_host
 from jaxstyle.problem import as_image, finish, setup_problem
 
 
@@ -155,7 +155,8 @@ def stylize_sweep(
       continue
     keep = min(batch, total - start)
     history = {k: (v if k == "step" else np.asarray(v)[:keep]) for k, v in run.history.items()}
-    imgs = np.stack([finish(im, content_rgb, config) for im in np.asarray(run.image)[:keep]])
+    # to_host: with devices in several processes, every process gathers every member
+    imgs = np.stack([finish(im, content_rgb, config) for im in to_host(run.image)[:keep]])
     outputs.append((imgs, history, run.losses, keep))
     timings["compile_s"] += run.timings["compile_s"]
     timings["run_s"] += run.timings["run_s"]

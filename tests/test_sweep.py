@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 import shlex
 import subprocess
 import sys
@@ -21,6 +22,7 @@ CONTENT = rng_image(0, 32, 40)
 STYLE = rng_image(1, 40, 32)
 STYLE2 = rng_image(2, 32, 32)
 ATOL = 2e-3  # float tolerance between batched and single programs over a few L-BFGS steps
+TIGHT = 1e-5  # the same batched program on 4 devices in 2 processes and on 1: float32 rounding only
 
 
 def base(**kw):
@@ -132,6 +134,72 @@ def test_sharded_equals_unsharded_on_four_cpu_devices():
   r = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True, env=env, cwd=root, timeout=600)
   assert r.returncode == 0, r.stderr[-3000:]
   assert "OK (6, 32, 40, 3)" in r.stdout
+
+
+MULTIHOST = textwrap.dedent(
+  """
+  import pickle, sys
+  import jax, numpy as np
+  jax.config.update("jax_numpy_rank_promotion", "raise")
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")  # cross-process collectives on CPU
+  out, params, port, pid = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+  jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2, process_id=pid)
+  assert jax.process_count() == 2 and jax.device_count() == 4 and jax.local_device_count() == 2
+  from jaxstyle import sweep
+  from tests.test_sweep import CONTENT, STYLE, multihost_case
+  params = pickle.loads(open(params, "rb").read())
+  config, w = multihost_case()
+  # every process passes the same inputs; devices=jax.devices(): the mesh spans both processes
+  r = sweep.stylize_sweep(CONTENT, STYLE, config, w, params=params, devices=jax.devices())
+  assert r.timings["devices"] == 4 and r.timings["batch"] == 8, r.timings  # 2 members per device, 2 padded
+  np.savez(out, images=r.images, history=r.history["total"], losses=[[l[k] for k in sorted(l)] for l in r.losses])
+  jax.distributed.shutdown()
+  """
+)
+
+
+def multihost_case():
+  """Six weightings, four L-BFGS steps (the two-process sweep's members)."""
+  config = base()
+  return config, sweep.SweepSpec(ratios=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)).weights(config)
+
+
+def test_two_process_sweep_equals_one_process(tiny_params, tmp_path):
+  """Two processes on 127.0.0.1 (jax.distributed, two host devices each, gloo collectives)
+  shard six members over four devices in two processes; each process gets every member's
+  image, history and losses, as one process computes them."""
+  from tests.test_tiled import _free_port
+
+  root = Path(__file__).resolve().parents[1]
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "PYTHONPATH": str(root)}
+  params = tmp_path / "params.pkl"
+  params.write_bytes(pickle.dumps(jax.tree.map(np.asarray, tiny_params)))
+  port = _free_port()
+  procs = [
+    subprocess.Popen(
+      [sys.executable, "-c", MULTIHOST, str(tmp_path / f"p{i}.npz"), str(params), str(port), str(i)],
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=root,
+    )
+    for i in range(2)
+  ]  # fmt: skip
+  try:
+    errs = [p.communicate(timeout=600)[1] for p in procs]
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+  for p, err in zip(procs, errs, strict=True):
+    assert p.returncode == 0, err[-3000:]
+  config, w = multihost_case()
+  one = sweep.stylize_sweep(CONTENT, STYLE, config, w, params=tiny_params)
+  assert one.timings["devices"] == 1
+  losses = [[m[k] for k in sorted(m)] for m in one.losses]
+  for i in range(2):
+    got = np.load(tmp_path / f"p{i}.npz")
+    assert got["images"].shape == (6,) + CONTENT.shape
+    np.testing.assert_allclose(got["images"], one.images, atol=TIGHT)
+    np.testing.assert_allclose(got["history"], one.history["total"], rtol=TIGHT)
+    np.testing.assert_allclose(got["losses"], losses, rtol=TIGHT)
 
 
 def test_cli_sweep_writes_members_sheet_and_reproducible_commands(tmp_path, tiny_weights_file, monkeypatch, capsys):
