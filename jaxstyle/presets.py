@@ -183,17 +183,19 @@ def jaxstyle(**overrides: Any) -> StyleConfig:
   equal weight, Gram / CHW, mean squared errors, squared-difference TV, max pooling) with the
   content weight raised from 5 to 6, optimized coarse to fine: 300 L-BFGS steps at 256 px from
   the mean pixel, then 400 at 512 px from that result upsampled, with 20 correction pairs.
+  ``size=1024`` extends the ladder to 256, 512, 1024.
 
-  Why (measured in bench/RESULTS.md, ``bench/bench_quality.py``, on Gatys et al.'s Fig. 2 pairs):
+  Why (``bench/bench_quality.py`` on Gatys et al.'s Fig. 2 pairs; figures in bench/RESULTS.md):
 
   * The paper's weighting (:func:`gatys`, alpha/beta = 1e-3 from the content image) leaves
     most of a photograph untouched at 500 steps; neural-style's weights repaint it.
   * The coarse scale settles the large structures (the swirls of a sky are as big as the sky)
-    4x cheaper per step; the fine scale only adds detail. It ends more stylized than 1000
-    steps at 512 px, so the content weight is raised a little to keep the content as close.
+    at a quarter of the cost per step; the fine scale adds the detail. The run takes under half
+    the time of neural-style's 1000 steps at 512 px and ends a little closer to the content, so
+    the content weight is 6 rather than 5.
   * Starting from the mean pixel, not the content photograph, keeps the JPEG's 8 px block grid
-    out of flat regions, where the style loss would never remove it; the TV term and the start
-    keep the border rows as calm as the interior.
+    out of flat regions, where the style loss would never remove it; with neural-style's TV the
+    border rows stay calmer than the interior.
   """
   return _preset(
     "jaxstyle",

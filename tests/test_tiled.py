@@ -471,7 +471,7 @@ def test_sigint_stops_a_tiled_run_at_a_chunk_boundary(files):
   assert proc.returncode == 130 and "SIGINT at step" in err and "Traceback" not in err, err
   rec = json.loads(out.with_suffix(".json").read_text())
   assert rec["status"] == "interrupted" and 1 <= rec["steps_done"] < 100000
-  resume = checkpoint.load(ckpt, presets.gatys(size=40, steps=100000, report_every=1, tile=16))
+  resume = checkpoint.load(ckpt, presets.get(presets.DEFAULT, size=40, steps=100000, report_every=1, tile=16))
   assert resume.step >= 1
 
 
