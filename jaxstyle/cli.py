@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     "demo",
     help="stylize the built-in samples (a rendered landscape, a brush-stroke painting)",
     description="Stylize the built-in sample landscape with the built-in brush-stroke "
-    "painting; writes DIR/result.png and DIR/sheet.png.",
+    "painting (the default recipe unless told otherwise); writes DIR/result.png and DIR/sheet.png.",
   )
   p.add_argument("-o", "--output-dir", default="demo", metavar="DIR", help="output folder (default: demo)")
   _add_run_args(p)
@@ -682,7 +682,7 @@ def _sweep_scores(params, inputs: Inputs, config, results: np.ndarray) -> dict:
 def cmd_demo(args) -> int:
   from jaxstyle import samples
 
-  config = config_from_args(argparse.Namespace(**{"size": 256, **vars(args)}))
+  config = config_from_args(args)  # the default recipe, as `stylize` runs it
   os.makedirs(args.output_dir, exist_ok=True)
   out = os.path.join(args.output_dir, "result.png")
   sheet = os.path.join(args.output_dir, "sheet.png")
