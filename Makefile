@@ -45,7 +45,7 @@ bench: $(STAMP) $(WEIGHTS) $(FAST_WEIGHTS)
 	-$(BIN)/python -m pip install -q 'torch==2.13.0' 'pastiche==1.6.0' || echo "bench: reference not installed"
 	$(BIN)/python bench/bench.py
 
-# Issue 13's comparison: the default against the neural-style preset on Gatys et al.'s Fig. 2 pairs (about 80 min).
+# The default recipe against the neural-style preset on Gatys et al.'s Fig. 2 pairs (about 55 min on 2 cores).
 quality: $(STAMP) $(WEIGHTS)
 	$(BIN)/python bench/bench_quality.py --out-dir quality
 

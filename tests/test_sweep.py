@@ -2,7 +2,6 @@
 
 import json
 import os
-import pickle
 import shlex
 import subprocess
 import sys
@@ -138,22 +137,13 @@ def test_sharded_equals_unsharded_on_four_cpu_devices():
 
 MULTIHOST = textwrap.dedent(
   """
-  import pickle, sys
-  import jax, numpy as np
-  jax.config.update("jax_numpy_rank_promotion", "raise")
-  jax.config.update("jax_cpu_collectives_implementation", "gloo")  # cross-process collectives on CPU
-  out, params, port, pid = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-  jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2, process_id=pid)
-  assert jax.process_count() == 2 and jax.device_count() == 4 and jax.local_device_count() == 2
   from jaxstyle import sweep
   from tests.test_sweep import CONTENT, STYLE, multihost_case
-  params = pickle.loads(open(params, "rb").read())
   config, w = multihost_case()
   # every process passes the same inputs; devices=jax.devices(): the mesh spans both processes
   r = sweep.stylize_sweep(CONTENT, STYLE, config, w, params=params, devices=jax.devices())
   assert r.timings["devices"] == 4 and r.timings["batch"] == 8, r.timings  # 2 members per device, 2 padded
   np.savez(out, images=r.images, history=r.history["total"], losses=[[l[k] for k in sorted(l)] for l in r.losses])
-  jax.distributed.shutdown()
   """
 )
 
@@ -168,34 +158,15 @@ def test_two_process_sweep_equals_one_process(tiny_params, tmp_path):
   """Two processes on 127.0.0.1 (jax.distributed, two host devices each, gloo collectives)
   shard six members over four devices in two processes; each process gets every member's
   image, history and losses, as one process computes them."""
-  from tests.test_tiled import _free_port
+  from tests.multihost import run_two_processes
 
-  root = Path(__file__).resolve().parents[1]
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "PYTHONPATH": str(root)}
-  params = tmp_path / "params.pkl"
-  params.write_bytes(pickle.dumps(jax.tree.map(np.asarray, tiny_params)))
-  port = _free_port()
-  procs = [
-    subprocess.Popen(
-      [sys.executable, "-c", MULTIHOST, str(tmp_path / f"p{i}.npz"), str(params), str(port), str(i)],
-      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=root,
-    )
-    for i in range(2)
-  ]  # fmt: skip
-  try:
-    errs = [p.communicate(timeout=600)[1] for p in procs]
-  finally:
-    for p in procs:
-      if p.poll() is None:
-        p.kill()
-  for p, err in zip(procs, errs, strict=True):
-    assert p.returncode == 0, err[-3000:]
+  outs = run_two_processes(MULTIHOST, tiny_params, tmp_path)
   config, w = multihost_case()
   one = sweep.stylize_sweep(CONTENT, STYLE, config, w, params=tiny_params)
   assert one.timings["devices"] == 1
   losses = [[m[k] for k in sorted(m)] for m in one.losses]
   for i in range(2):
-    got = np.load(tmp_path / f"p{i}.npz")
+    got = np.load(outs[i])
     assert got["images"].shape == (6,) + CONTENT.shape
     np.testing.assert_allclose(got["images"], one.images, atol=TIGHT)
     np.testing.assert_allclose(got["history"], one.history["total"], rtol=TIGHT)

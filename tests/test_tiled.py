@@ -8,7 +8,6 @@ import os
 import pickle
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -23,6 +22,7 @@ import pytest
 import jaxstyle as js
 from jaxstyle import checkpoint, cli, compilation, config, images, losses, objective, optimize, presets, tiled, vgg
 from tests.conftest import rng_image, tiny
+from tests.multihost import run_two_processes
 
 # Relative tolerance on the value and parts, and on max|grad - ref| / max|ref|: float32
 # sums in another order (and Winograd tiles on another grid) measured below 1e-5 here.
@@ -530,67 +530,33 @@ def test_optimize_spreads_tiles_over_local_devices(tiny_params, tmp_path):
 
 MULTIHOST = textwrap.dedent(
   """
-  import pickle, sys
-  import jax, numpy as np
-  jax.config.update("jax_numpy_rank_promotion", "raise")
-  jax.config.update("jax_cpu_collectives_implementation", "gloo")  # cross-process collectives on CPU
-  out, params, port, pid = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-  jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2, process_id=pid)
-  assert jax.process_count() == 2 and jax.device_count() == 4 and jax.local_device_count() == 2
   from jaxstyle import tiled
   from tests.test_tiled import CASES, setup
   c = dict(CASES["shallow-avg-direct-regions-mask-gains"])
   del c["conv"]
   tile, layers = c.pop("tile"), c.pop("layers")
-  params = pickle.loads(open(params, "rb").read())
   image, kw = setup(params, layers, balance=False, **c)
   # every process passes the same (host-local, replicated) inputs; the mesh spans both
   v, p, g = tiled.tiled_value_and_grad(image, params, tile=tile, devices=jax.devices(), **kw)
   local = lambda a: np.asarray(a.addressable_data(0))
   np.savez(out, value=local(v), grad=local(g), devices=[d.process_index for d in g.sharding.device_set],
            **{k: local(x) for k, x in p.items()})
-  jax.distributed.shutdown()
   """
 )
-
-
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
 
 
 def test_two_processes_equal_one(tiny_params, tmp_path):
   """Two processes on 127.0.0.1 (jax.distributed, two host devices each, gloo collectives)
   split the 18 tiles over four devices in two processes; each gets the one-process value
   and gradient."""
-  root = Path(__file__).resolve().parents[1]
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "PYTHONPATH": str(root)}
-  params = tmp_path / "params.pkl"
-  params.write_bytes(pickle.dumps(jax.tree.map(np.asarray, tiny_params)))
-  port = _free_port()
-  procs = [
-    subprocess.Popen(
-      [sys.executable, "-c", MULTIHOST, str(tmp_path / f"p{i}.npz"), str(params), str(port), str(i)],
-      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=root,
-    )
-    for i in range(2)
-  ]  # fmt: skip
-  try:
-    errs = [p.communicate(timeout=600)[1] for p in procs]
-  finally:
-    for p in procs:
-      if p.poll() is None:
-        p.kill()
-  for p, err in zip(procs, errs, strict=True):
-    assert p.returncode == 0, err[-3000:]
+  outs = run_two_processes(MULTIHOST, tiny_params, tmp_path)
   c = dict(CASES["shallow-avg-direct-regions-mask-gains"])
   del c["conv"]
   tile, layers = c.pop("tile"), c.pop("layers")
   image, kw = setup(tiny_params, layers, balance=False, **c)
   v, p, g = tiled.tiled_value_and_grad(image, tiny_params, tile=tile, **kw)
   for i in range(2):
-    got = np.load(tmp_path / f"p{i}.npz")
+    got = np.load(outs[i])
     assert sorted(got["devices"]) == [0, 0, 1, 1]  # the gradient's sharding spans both processes
     np.testing.assert_allclose(got["value"], v, rtol=1e-5)
     for k in p:
