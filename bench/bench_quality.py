@@ -61,13 +61,15 @@ def run_one(params, recipe: str, style: str, out_dir: Path) -> dict:
   return out
 
 
-def table(runs: dict[tuple[str, str], dict], recipes: list[str]) -> list[str]:
+def table(runs: dict[tuple[str, str], dict], recipes: list[str], styles=STYLES) -> list[str]:
   lines = [
     "| recipe | style | wall s | steps | " + " | ".join(SHOWN) + " |",
     "|---|---|---|---|" + "---|" * len(SHOWN),
   ]
-  for style in STYLES:
+  for style in styles:
     for recipe in recipes:
+      if (recipe, style) not in runs:
+        continue
       r = runs[(recipe, style)]
       vals = " | ".join(f"{r['scores'][k]:.4g}" for k in SHOWN)
       lines.append(f"| {recipe} | {style} | {r['wall_s']:.0f} | {r['steps']} | {vals} |")
@@ -120,11 +122,15 @@ def main(argv=None) -> int:
     sheet += [blank, *(images.load_image(out_dir / f"{r}_{s}.png") for s in STYLES)]
     labels += [f"{r} preset:", *(f"{r}, {s}" for s in STYLES)]
   images.save_image(out_dir / "figure2.png", images.contact_sheet(sheet, labels, columns=len(STYLES) + 1, height=192))
+  # Runs of other recipes left in DIR (e.g. `--recipes gatys --styles the_scream --no-write`), shown apart.
+  others = [json.loads(f.read_text()) for f in sorted(out_dir.glob("*.json"))]
+  others = {(r["recipe"], r["style"]): r for r in others if "recipe" in r and r["recipe"] not in recipes}
   loads = sorted({round(r["load_at_start"], 1) for r in runs.values() if r["load_at_start"] is not None})
   lines = [
     "## Default recipe against neural-style (Gatys et al. Fig. 2 pairs, tubingen.jpg, 512 px)",
     "",
-    f"Measured by `python bench/bench_quality.py --recipes {args.recipes}` on {bench.machine()}; load averages "
+    f"*Measured {time.strftime('%Y-%m-%d')} by `python bench/bench_quality.py --recipes {args.recipes}`* on "
+    f"{bench.machine()}; load averages "
     f"at the starts of the runs: {', '.join(map(str, loads))}. *wall s*: the whole `stylize` call (weights "
     "prepared, targets, compile, every scale). Measures from `jaxstyle score` (`jaxstyle.metrics`) against the "
     "content at 512 px: lower is better for all.",
@@ -136,6 +142,14 @@ def main(argv=None) -> int:
     *verdicts(runs, recipes[0], recipes[1]),
     "",
   ]
+  if others:
+    styles_of = sorted({s for _, s in others}, key=STYLES.index)
+    lines += [
+      "Other recipes on the same pairs, for reference (their wall time was taken while other jobs ran: not a timing):",
+      "",
+      *table(others, sorted({r for r, _ in others}), styles_of),
+      "",
+    ]
   results.write_section("bench_quality", lines)
   print("\n".join(lines))
   return 0
