@@ -26,7 +26,7 @@ import bench  # noqa: E402
 from jaxstyle import images, metrics, presets, weights  # noqa: E402
 from jaxstyle.multiscale import stylize  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "images"
+SHARED = bench.SHARED
 STYLES = ("starry_night", "the_scream", "shipwreck", "seated-nude")
 SHOWN = ("style_gram", "style_swd", "content", "border", "periodic_4", "periodic_8")
 

@@ -19,7 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import results  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "images"
+import bench  # noqa: E402
+
+SHARED = bench.SHARED
 
 
 def one(size: int, tile: int, steps: int) -> dict:
@@ -65,8 +67,6 @@ def main(argv=None) -> int:
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rows.append(json.loads(out.strip().splitlines()[-1]))
     print(rows[-1], flush=True)
-  import bench
-
   lines = [
     "## Print size: the tiled objective (Adam, default objective, tubingen x starry_night)",
     "",
