@@ -586,7 +586,8 @@ def cmd_sweep(args) -> int:
   if config.images.scales:
     if hasattr(args, "scales"):
       raise CliError("--scales: sweeps run at one scale (use --size)")
-    config = config.set(size=config.images.output_size, scales=None)  # a preset's ladder: its last size
+    # a preset's ladder: its last size
+    config = config.set(size=config.images.output_size, scales=None, coarse_steps=None)
   labels, members, columns = spec.grid(config)
   run_config = spec.run_config(config)
   batch_weights = spec.weights(config)

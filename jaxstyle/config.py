@@ -123,6 +123,10 @@ LAYERS = Codec(
 BOOL = Codec(bool, lambda v: "", flag_bool=True)
 
 
+def _parse_steps(text: str) -> int | tuple[int, ...]:
+  return _tuple(_parse_int, str, "N").parse(text) if "," in text else _parse_int(text)
+
+
 def _parse_tile(text: str) -> int | str:
   return "auto" if text.strip().lower() == "auto" else int(text)
 
@@ -159,6 +163,13 @@ def _int_at_least(lo: int) -> Callable[[Any], str | None]:
     return None if ok else ("must be a positive integer" if lo == 1 else "must be a non-negative integer")
 
   return check
+
+
+def _int_or_tuple(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+  def either(v: Any) -> str | None:
+    return _tuple_of(check)(v) if isinstance(v, tuple) else check(v)
+
+  return either
 
 
 def _tile_check(v: Any) -> str | None:
@@ -394,11 +405,18 @@ class ImageSettings(Section):
     ),
     check=_optional_check(_tuple_of(_int_at_least(1), increasing=True)),
   )
-  coarse_steps: int | None = setting(
+  coarse_steps: int | tuple[int, ...] | None = setting(
     None,
-    "steps at each scale but the last (none: --steps)",
-    codec=_optional(INT),
-    check=_optional_check(_int_at_least(0)),
+    "steps at each scale but the last: one count for all, or one per coarse scale, e.g. 300,100,30 (none: --steps)",
+    codec=_optional(
+      Codec(
+        _parse_steps,
+        lambda v: ",".join(map(str, v)) if isinstance(v, tuple) else str(v),
+        "N[,N...]",
+        expected="an integer, or one per coarse scale",
+      )
+    ),
+    check=_optional_check(_int_or_tuple(_int_at_least(0))),
   )
   style_scale: float = setting(1.0, "style image size relative to the content", codec=FLOAT, check=_positive)
   style_blend: tuple[float, ...] | None = setting(
@@ -437,6 +455,13 @@ class ImageSettings(Section):
   def _check(self) -> None:
     if self.style_blend is not None and sum(self.style_blend) <= 0:
       raise InputError("style_blend weights must not all be zero")
+    if isinstance(self.coarse_steps, tuple):
+      coarse = len(self.scales or ()) - 1
+      if len(self.coarse_steps) != coarse:
+        raise InputError(
+          f"coarse_steps has {len(self.coarse_steps)} counts for {max(coarse, 0)} coarse scales "
+          "(give one count, or one per scale but the last)"
+        )
 
   @property
   def output_size(self) -> int | None:

@@ -52,11 +52,12 @@ class Result:
 
 
 def scale_plan(config: StyleConfig) -> list[tuple[int | None, int]]:
-  """``(size, steps)`` per scale: ``coarse_steps`` at every scale but the last."""
+  """``(size, steps)`` per scale: ``coarse_steps`` (one count, or one per scale) at every scale but the last."""
   im = config.images
   sizes = im.scales or (im.size,)
   coarse = config.run.steps if im.coarse_steps is None else im.coarse_steps
-  return [(s, config.run.steps if k == len(sizes) - 1 else coarse) for k, s in enumerate(sizes)]
+  coarse = coarse if isinstance(coarse, tuple) else (coarse,) * (len(sizes) - 1)
+  return [*zip(sizes[:-1], coarse, strict=True), (sizes[-1], config.run.steps)]
 
 
 def stylize(
@@ -128,7 +129,7 @@ def stylize(
   for k, (size, steps) in enumerate(plan):
     if k < first:
       continue
-    scale_config = config.set(size=size, scales=None, steps=steps)
+    scale_config = config.set(size=size, scales=None, coarse_steps=None, steps=steps)
     problem = setup_problem(
       network, content, styles, scale_config, mask=mask, regions=regions, start=previous, init_image=init_image
     )

@@ -57,6 +57,8 @@ def random_config(rng: np.random.Generator) -> StyleConfig:
     save_every=None if rng.random() < 0.5 else int(rng.integers(1, 100)),
     chunk=int(rng.integers(1, 100)),
   )
+  if changes["scales"] is not None and rng.random() < 0.5:  # one count per coarse scale
+    changes["coarse_steps"] = tuple(int(v) for v in rng.integers(0, 500, len(changes["scales"]) - 1))
   if not changes["content_layers"] and not changes["style_layers"]:
     changes["style_layers"] = (("relu1_1", 1.0),)
   return presets.get(str(rng.choice(sorted(presets.PRESETS))), **changes)

@@ -1,5 +1,6 @@
 """Perceptual controls: colour, scales, style scale, init, mask, output formats."""
 
+import dataclasses
 import json
 import shlex
 import struct
@@ -11,7 +12,7 @@ from PIL import Image
 
 import jaxstyle as js
 from jaxstyle import cli, color, images, problem, sweep
-from jaxstyle.config import auto_scales
+from jaxstyle.config import ImageSettings, auto_scales
 from tests.conftest import rng_image, tiny
 
 CONTENT = 0.25 + 0.5 * rng_image(0, 32, 40)  # mid-range, so recombined colours stay in gamut
@@ -57,6 +58,18 @@ def test_coarse_steps_apply_to_every_scale_but_the_last(tiny_params):
   assert [s["steps"] for s in js.stylize(CONTENT, STYLE, tiny(coarse_steps=3), params=tiny_params).scales] == [6]
   with pytest.raises(ValueError, match="coarse_steps must be a non-negative integer"):
     tiny(coarse_steps=-1)
+
+
+def test_coarse_steps_one_count_per_scale(tiny_params):
+  r = js.stylize(rng_image(0, 48, 64), STYLE, tiny(scales=(24, 40, 64), coarse_steps=(4, 2)), params=tiny_params)
+  assert [s["steps"] for s in r.scales] == [4, 2, 6] and r.steps_done == 12
+  with pytest.raises(ValueError, match="coarse_steps has 3 counts for 2 coarse scales"):
+    tiny(scales=(24, 40, 64), coarse_steps=(4, 2, 1))
+  with pytest.raises(ValueError, match="coarse_steps has 1 counts for 0 coarse scales"):
+    tiny(coarse_steps=(4,))
+  codec = {f.name: f for f in dataclasses.fields(ImageSettings)}["coarse_steps"].metadata["codec"]
+  assert codec.parse("300,100") == (300, 100) and codec.parse("300") == 300 and codec.parse("none") is None
+  assert codec.parse(codec.format((3, 1))) == (3, 1)
 
 
 def test_auto_scales():
