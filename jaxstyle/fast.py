@@ -19,12 +19,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxstyle import color, magenta
+from jaxstyle import color, fast_tiled, magenta
 from jaxstyle import images as imageio
 from jaxstyle.config import (
   COLOR_MODES,
   FLOAT,
   INT,
+  TILE,
   Codec,
   Section,
   _choices,
@@ -32,6 +33,7 @@ from jaxstyle.config import (
   _int_at_least,
   _optional,
   _optional_check,
+  _tile_check,
   _tuple,
   _tuple_of,
   setting,
@@ -120,6 +122,14 @@ class FastSettings(Section):
     None, "mask image: white stylizes, black keeps the content", codec=_optional(Codec(str, str, "MASK"))
   )
   batch: int = setting(8, "images (or styles) per compiled call", codec=INT, check=_int_at_least(1))
+  tile: int | str | None = setting(
+    None,
+    "run the network tile by tile (exact: every instance norm uses the whole image's statistics; memory bounded "
+    "by the tile, about K/2 + 1 network passes for K norms): a tile side in px, auto (only when the whole image "
+    "does not fit in free memory) or none",
+    codec=TILE,
+    check=_tile_check,
+  )
 
   def _check(self) -> None:
     if self.style_blend is not None and sum(self.style_blend) <= 0:
@@ -186,9 +196,13 @@ def _network(networks: Networks, settings: FastSettings) -> Callable[[jax.Array,
   if settings.builtin is not None:
     if networks.multistyle is None:
       raise InputError("the 26-style network is needed for builtin styles")
+    if settings.tile is not None:
+      return lambda x, c: fast_tiled.stylize(networks.multistyle, x, magenta.normalize_weights(c), tile=settings.tile)
     return lambda x, c: magenta.multistyle(networks.multistyle, x, c)
   if networks.transformer is None:
     raise InputError("the arbitrary-style transformer is needed")
+  if settings.tile is not None:
+    return lambda x, c: fast_tiled.stylize(networks.transformer, x, c, tile=settings.tile)
   return lambda x, c: magenta.transfer(networks.transformer, x, c)
 
 

@@ -10,7 +10,8 @@ Three networks, NHWC float32 RGB in [0, 1], applied functionally like :class:`ja
   (Dumoulin, Shlens & Kudlur 2017).
 
 The modules hold no weights and do no I/O; :mod:`jaxstyle.magenta_weights` converts Magenta's released graphs
-and loads them. Everything here is jit-, vmap- and grad-safe. A batch of N style vectors (or weightings) with
+and loads them. Given a :class:`TileRun`, the transformers run one tile of :mod:`jaxstyle.fast_tiled`'s exact
+tiled stylization. Everything here is jit-, vmap- and grad-safe. A batch of N style vectors (or weightings) with
 one content image stylizes it N ways in one call::
 
   predictor, transformer = magenta_weights.load_arbitrary()
@@ -24,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax
@@ -62,7 +64,14 @@ _DIMS = ("NHWC", "HWIO", "NHWC")
 # --------------------------------------------------------------------------- building blocks
 
 
-def instance_norm(x: ArrayLike, gamma: ArrayLike, beta: ArrayLike, *, eps: float = CIN_EPS) -> jax.Array:
+def instance_norm(
+  x: ArrayLike,
+  gamma: ArrayLike,
+  beta: ArrayLike,
+  *,
+  eps: float = CIN_EPS,
+  moments: tuple[ArrayLike, ArrayLike] | None = None,
+) -> jax.Array:
   """Conditional instance normalization.
 
   Args:
@@ -70,15 +79,21 @@ def instance_norm(x: ArrayLike, gamma: ArrayLike, beta: ArrayLike, *, eps: float
     gamma: ``(N, C)`` scales.
     beta: ``(N, C)`` offsets.
     eps: added to the variance.
+    moments: ``(mean, var)``, ``(N, C)`` or ``(1, C)`` each, to normalize with instead of ``x``'s own: a
+      tile's run (:mod:`jaxstyle.fast_tiled`) gives the whole image's.
 
   Returns:
-    ``(N, H, W, C)``: each image's channels normalized by their own mean and population variance over H and W,
-    then scaled by ``gamma`` and shifted by ``beta``.
+    ``(N, H, W, C)``: each image's channels normalized by their own mean and population variance over H and W
+    (or ``moments``), then scaled by ``gamma`` and shifted by ``beta``.
   """
   x, gamma, beta = jnp.asarray(x), jnp.asarray(gamma), jnp.asarray(beta)
-  mean = jnp.mean(x, axis=(1, 2), keepdims=True)
-  centered = x - mean
-  var = jnp.mean(jnp.square(centered), axis=(1, 2), keepdims=True)
+  if moments is None:
+    mean = jnp.mean(x, axis=(1, 2), keepdims=True)
+    centered = x - mean
+    var = jnp.mean(jnp.square(centered), axis=(1, 2), keepdims=True)
+  else:
+    mean, var = (jnp.asarray(m)[:, None, None, :] for m in moments)
+    centered = x - mean
   return centered * jax.lax.rsqrt(var + eps) * gamma[:, None, None, :] + beta[:, None, None, :]
 
 
@@ -171,20 +186,22 @@ class VectorNorm(nn.Module):
   ``StyleNorm/Conv`` 1x1 convolutions)."""
 
   @nn.compact
-  def __call__(self, x: jax.Array, vector: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, vector: jax.Array, moments: tuple[jax.Array, jax.Array] | None = None) -> jax.Array:
+    """``x`` ``(N, H, W, C)`` normalized (with ``moments``, see :func:`instance_norm`), ``vector`` ``(N, D)``."""
     c = x.shape[-1]
-    return instance_norm(x, nn.Dense(c, name="gamma")(vector), nn.Dense(c, name="beta")(vector))
+    return instance_norm(x, nn.Dense(c, name="gamma")(vector), nn.Dense(c, name="beta")(vector), moments=moments)
 
 
 class WeightedNorm(nn.Module):
   """CIN whose gamma and beta are ``weights @ table``: one learned row per style, mixed by the weights."""
 
   @nn.compact
-  def __call__(self, x: jax.Array, weights: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, weights: jax.Array, moments: tuple[jax.Array, jax.Array] | None = None) -> jax.Array:
+    """``x`` ``(N, H, W, C)`` normalized (with ``moments``, see :func:`instance_norm`), ``weights`` ``(N, S)``."""
     shape = (weights.shape[-1], x.shape[-1])
     gamma = self.param("gamma", nn.initializers.ones_init(), shape, jnp.float32)
     beta = self.param("beta", nn.initializers.zeros_init(), shape, jnp.float32)
-    return instance_norm(x, weights @ gamma, weights @ beta)
+    return instance_norm(x, weights @ gamma, weights @ beta, moments=moments)
 
 
 # Convolutions run in horizontal strips of output rows, in a loop. XLA:CPU hands convolutions with more than 16
@@ -295,11 +312,83 @@ def _phase_kernel(kernel: jax.Array, mode: str, s: int = 2) -> jax.Array:
   return k.reshape(b, b, p * p * c, q * q * o)
 
 
-def _phase_norm(norm, y, cond, s):
-  """CIN of a map in phase form: statistics over every pixel of the full-resolution map."""
+class TileRun(NamedTuple):
+  """One tile of a tiled run (:mod:`jaxstyle.fast_tiled`) as a transformer sees it.
+
+  The network's input is the tile's window of the padded image; every CIN normalizes with the whole image's
+  statistics instead of the window's, and reports those of its input over the tile's core, so that the
+  whole image's can be summed from all tiles' before the next normalized layer needs them.
+
+  Attributes:
+    core: ``(4,)`` int32 ``top, left, bottom, right`` of the tile's core in the window, in input pixels
+      (multiples of :data:`MULTIPLE`).
+    moments: the whole image's ``(mean, var)`` of each normalized layer's input, ``(N, C)`` each (``N`` may be
+      1 before the first CIN), in call order; ``None`` normalizes with the window's own, as untiled.
+    target: int32 scalar, the normalized layer being measured: the convolutions of the layers after it are
+      skipped (their outputs are zeros); ``len(moments)`` or more runs everything.
+  """
+
+  core: jax.Array
+  moments: tuple[tuple[jax.Array, jax.Array], ...] | None
+  target: jax.Array
+
+
+class _Slot(NamedTuple):
+  """A normalized layer's place in a :class:`TileRun`: its index among the normalized layers (call order),
+  and the window's ``(h, w)`` in input pixels."""
+
+  run: TileRun
+  index: int
+  window: tuple[int, int]
+
+
+def _core_moments(z: jax.Array, tile: _Slot, s: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """``(count, mean, m2)`` of the tile's core in ``z``, a :func:`_phase_norm` view ``(N, h, w s*s, C)`` whose
+  rows and groups of ``s*s`` columns are square blocks of the window: the core's pixels at this resolution, its
+  per-channel mean ``(N, C)``, and its sum of squared deviations from that mean ``(N, C)``.
+
+  Centred per tile, so that combining tiles (Chan et al.'s parallel variance) loses nothing to float32 where a
+  whole-image sum of squares would.
+  """
+  _, h, wz, _ = z.shape
+  block = tile.window[0] // h  # input pixels per row of z; cores are aligned to every layer's blocks
+  top, left, bottom, right = (tile.run.core[i] // block for i in range(4))
+  rows, cols = jnp.arange(h), jnp.arange(wz) // (s * s)
+  inside = ((rows >= top) & (rows < bottom))[:, None] & ((cols >= left) & (cols < right))[None, :]
+  mask = inside[None, :, :, None].astype(z.dtype)
+  count = jnp.sum(mask)  # each element of z is one pixel of the layer's full-resolution map
+  mean = jnp.sum(z * mask, axis=(1, 2)) / count
+  m2 = jnp.sum(jnp.square(z - mean[:, None, None, :]) * mask, axis=(1, 2))
+  return count, mean, m2
+
+
+def _phase_norm(norm, y, cond, s, tile: _Slot | None = None):
+  """CIN of a map in phase form: statistics over every pixel of the full-resolution map. With ``tile``, the
+  statistics are :class:`TileRun`'s and the result is ``(normalized, core moments of y)``."""
   n, h, w, cs = y.shape
-  out = norm(y.reshape(n, h, w * s * s, cs // (s * s)), cond)  # N may grow: one image, several conditions
-  return out.reshape(out.shape[0], h, w, cs)
+  z = y.reshape(n, h, w * s * s, cs // (s * s))
+  if tile is None:
+    out = norm(z, cond)  # N may grow: one image, several conditions
+    return out.reshape(out.shape[0], h, w, cs)
+  report = _core_moments(z, tile, s)
+  out = norm(z, cond, None if tile.run.moments is None else tile.run.moments[tile.index])
+  return out.reshape(out.shape[0], h, w, cs), report
+
+
+def _layer_conv(x, kernel, *, stride: int, upsample: bool, phases_in: int, phases_out: int) -> jax.Array:
+  """:class:`_Layer`'s padding and convolution (a pure function of arrays, so that it can run under
+  ``lax.cond``)."""
+  r = kernel.shape[0] // 2
+  if phases_in == phases_out == 1:
+    if upsample:
+      x = upsample_nearest(x)
+    return _conv(reflect_pad(x, r), kernel, stride)
+  if upsample:  # a plain low-resolution map to phase form
+    return _conv(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge"), _phase_kernel(kernel, "up"))
+  if phases_out == 1:  # stride 2 from phase form (factor 2)
+    return _conv(jnp.pad(x, ((0, 0), (1, 0), (1, 0), (0, 0)), mode="edge"), _phase_kernel(kernel, "down"))
+  full = x if phases_in == 1 else _depth_to_space(x, phases_in)
+  return _conv(_space_to_depth(reflect_pad(full, r), phases_out), _phase_kernel(kernel, "same", phases_out))
 
 
 class _Layer(nn.Module):
@@ -311,6 +400,8 @@ class _Layer(nn.Module):
   (anything); 1 -> 2 with upsampling (3x3, "sub-pixel": the upsampled map is never built); 2 -> 1 at stride 2
   (3x3); 1 or 2 -> s (stride 1, ``kernel // 2`` a multiple of s). The convolution runs with a kernel
   transformed from the stored one inside the computation (:func:`_phase_kernel`).
+
+  With ``tile`` (normalized layers of a tiled run) the result is ``(output, core moments of the CIN's input)``.
   """
 
   features: int
@@ -320,27 +411,25 @@ class _Layer(nn.Module):
   norm: type[nn.Module] | None = None
 
   @nn.compact
-  def __call__(self, x: jax.Array, cond: jax.Array, phases_in: int = 1, phases_out: int = 1) -> jax.Array:
+  def __call__(
+    self, x: jax.Array, cond: jax.Array, phases_in: int = 1, phases_out: int = 1, *, tile: _Slot | None = None
+  ):
     shape = (self.kernel, self.kernel, x.shape[-1] // phases_in**2, self.features)
     kernel = self.param("kernel", nn.initializers.lecun_normal(), shape, jnp.float32)
-    r = self.kernel // 2
-    if phases_in == phases_out == 1:
-      if self.upsample:
-        x = upsample_nearest(x)
-      y = _conv(reflect_pad(x, r), kernel, self.stride)
-    elif self.upsample:  # a plain low-resolution map to phase form
-      y = _conv(jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="edge"), _phase_kernel(kernel, "up"))
-    elif phases_out == 1:  # stride 2 from phase form (factor 2)
-      y = _conv(jnp.pad(x, ((0, 0), (1, 0), (1, 0), (0, 0)), mode="edge"), _phase_kernel(kernel, "down"))
+    conv = functools.partial(
+      _layer_conv, stride=self.stride, upsample=self.upsample, phases_in=phases_in, phases_out=phases_out
+    )
+    if tile is None:
+      y = conv(x, kernel)
     else:
-      full = x if phases_in == 1 else _depth_to_space(x, phases_in)
-      y = _conv(_space_to_depth(reflect_pad(full, r), phases_out), _phase_kernel(kernel, "same", phases_out))
+      # A statistics pass needs nothing after the layer it measures: skipping those convolutions makes pass k
+      # cost the network up to layer k, with one compiled program for every k.
+      spec = jax.eval_shape(conv, x, kernel)
+      y = jax.lax.cond(tile.index <= tile.run.target, conv, lambda *_: jnp.zeros(spec.shape, spec.dtype), x, kernel)
     if self.norm is None:
       bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
       return y + jnp.tile(bias, phases_out**2).reshape((1, 1, 1, -1))
-    if phases_out > 1:
-      return _phase_norm(self.norm(name="norm"), y, cond, phases_out)
-    return self.norm(name="norm")(y, cond)
+    return _phase_norm(self.norm(name="norm"), y, cond, phases_out, tile)
 
 
 def _check_body_inputs(x: jax.Array, cond: jax.Array, cond_dim: int, what: str) -> None:
@@ -354,32 +443,44 @@ def _check_body_inputs(x: jax.Array, cond: jax.Array, cond_dim: int, what: str) 
     raise InputError(f"{x.shape[0]} images and {cond.shape[0]} {what}: give as many, or one image")
 
 
-def _feed_forward(x, cond, *, contract, expand, residual_blocks, norm, contract_norm):
+def _feed_forward(x, cond, *, contract, expand, residual_blocks, norm, contract_norm, tile=None):
   """Magenta's transformer body, shared by both networks (called from their compact ``__call__``).
 
   The full-resolution layers run in phase form (see :func:`_space_to_depth`): the first 9x9 convolution
   produces it, the stride-2 one consumes it; the second upsampling layer produces it and the last 9x9 one
-  consumes it. Only the input and the output exist at full resolution.
+  consumes it. Only the input and the output exist at full resolution. With ``tile`` (a :class:`TileRun`) the
+  result is ``(image, moments)``: each normalized layer's core moments (:func:`_core_moments`), in call order.
   """
   if len(contract) != 3 or len(expand) != 2:
     raise ValueError(f"contract needs 3 widths and expand 2, got {tuple(contract)} and {tuple(expand)}")
   h, w = x.shape[1:3]
   y = pad_to_multiple(x)
+  window = y.shape[1:3]
+  reports = []
+
+  def run(layer: _Layer, y: jax.Array, phases_in: int = 1, phases_out: int = 1) -> jax.Array:
+    if tile is None or layer.norm is None:
+      return layer(y, cond, phases_in, phases_out)
+    y, report = layer(y, cond, phases_in, phases_out, tile=_Slot(tile, len(reports), window))
+    reports.append(report)
+    return y
+
   first = norm if contract_norm else None
   s = FIRST_PHASES
-  y = nn.relu(_Layer(contract[0], 9, norm=first, name="contract1")(y, cond, 1, s))
-  y = nn.relu(_Layer(contract[1], 3, 2, norm=first, name="contract2")(y, cond, s, 1))
-  y = nn.relu(_Layer(contract[2], 3, 2, norm=first, name="contract3")(y, cond))
+  y = nn.relu(run(_Layer(contract[0], 9, norm=first, name="contract1"), y, 1, s))
+  y = nn.relu(run(_Layer(contract[1], 3, 2, norm=first, name="contract2"), y, s, 1))
+  y = nn.relu(run(_Layer(contract[2], 3, 2, norm=first, name="contract3"), y))
   width = contract[-1]
   # One image with N conditions: everything before the first CIN runs once; CIN's broadcast makes the batch.
   for b in range(1, residual_blocks + 1):
-    r = nn.relu(_Layer(width, 3, norm=norm, name=f"residual{b}_1")(y, cond))
-    y = y + _Layer(width, 3, norm=norm, name=f"residual{b}_2")(r, cond)  # no activation after the add
-  y = nn.relu(_Layer(expand[0], 3, upsample=True, norm=norm, name="expand1")(y, cond, 1, 2))
-  y = nn.relu(_Layer(expand[1], 3, upsample=True, norm=norm, name="expand2")(_depth_to_space(y), cond, 1, 2))
+    r = nn.relu(run(_Layer(width, 3, norm=norm, name=f"residual{b}_1"), y))
+    y = y + run(_Layer(width, 3, norm=norm, name=f"residual{b}_2"), r)  # no activation after the add
+  y = nn.relu(run(_Layer(expand[0], 3, upsample=True, norm=norm, name="expand1"), y, 1, 2))
+  y = nn.relu(run(_Layer(expand[1], 3, upsample=True, norm=norm, name="expand2"), _depth_to_space(y), 1, 2))
   s = _last_phases(expand[1], 3)
-  y = _Layer(3, 9, norm=norm, name=f"expand{len(expand) + 1}")(y, cond, 2, s)
-  return _depth_to_space(jax.nn.sigmoid(y), s)[:, :h, :w]
+  y = run(_Layer(3, 9, norm=norm, name=f"expand{len(expand) + 1}"), y, 2, s)
+  out = _depth_to_space(jax.nn.sigmoid(y), s)[:, :h, :w]
+  return out if tile is None else (out, tuple(reports))
 
 
 class Transformer(nn.Module):
@@ -404,15 +505,17 @@ class Transformer(nn.Module):
   style_dim: int = STYLE_DIM
 
   @nn.compact
-  def __call__(self, x: jax.Array, vector: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, vector: jax.Array, *, tile: TileRun | None = None):
     """Stylizes images.
 
     Args:
       x: ``(N, H, W, 3)`` or ``(1, H, W, 3)`` RGB in [0, 1], any H, W of at least 5.
       vector: ``(N, style_dim)`` style vectors.
+      tile: run as one tile of a tiled run (:mod:`jaxstyle.fast_tiled`): ``x`` is the tile's window.
 
     Returns:
-      ``(N, H, W, 3)`` RGB in (0, 1).
+      ``(N, H, W, 3)`` RGB in (0, 1); with ``tile``, ``(image, moments)``: each normalized layer's
+      ``(count, mean, m2)`` over the tile's core (scalar, ``(N, C)``, ``(N, C)``), in call order.
     """
     _check_body_inputs(x, vector, self.style_dim, "style vectors")
     return _feed_forward(
@@ -423,6 +526,7 @@ class Transformer(nn.Module):
       residual_blocks=self.residual_blocks,
       norm=VectorNorm,
       contract_norm=False,
+      tile=tile,
     )
 
 
@@ -446,15 +550,17 @@ class MultiStyle26(nn.Module):
   num_styles: int = NUM_STYLES
 
   @nn.compact
-  def __call__(self, x: jax.Array, weights: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, weights: jax.Array, *, tile: TileRun | None = None):
     """Stylizes images.
 
     Args:
       x: ``(N, H, W, 3)`` or ``(1, H, W, 3)`` RGB in [0, 1], any H, W of at least 5.
       weights: ``(N, num_styles)`` style weights, used as given (see :func:`multistyle` for normalization).
+      tile: run as one tile of a tiled run (:mod:`jaxstyle.fast_tiled`): ``x`` is the tile's window.
 
     Returns:
-      ``(N, H, W, 3)`` RGB in (0, 1).
+      ``(N, H, W, 3)`` RGB in (0, 1); with ``tile``, ``(image, moments)``: each normalized layer's
+      ``(count, mean, m2)`` over the tile's core (scalar, ``(N, C)``, ``(N, C)``), in call order.
     """
     _check_body_inputs(x, weights, self.num_styles, "style weightings")
     return _feed_forward(
@@ -465,6 +571,7 @@ class MultiStyle26(nn.Module):
       residual_blocks=self.residual_blocks,
       norm=WeightedNorm,
       contract_norm=True,
+      tile=tile,
     )
 
 
