@@ -143,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--bit-depth", type=int, choices=(8, 16), default=8, help="8, or 16 for PNG (default 8)")
   p.add_argument("--checkpoint", metavar="DIR", help="save image, optimizer state and step at every report")
   p.add_argument("--resume", metavar="DIR", help="continue the run checkpointed in DIR (same settings)")
+  p.add_argument(
+    "--distributed",
+    action="store_true",
+    help="one of several processes (hosts) running the same command: starts jax.distributed (also implied by "
+    "$JAX_COORDINATOR_ADDRESS; $JAX_NUM_PROCESSES, $JAX_PROCESS_ID where no cluster manager sets them) and spreads "
+    "--tile's tiles over every process's devices; process 0 writes the output",
+  )
   _add_run_args(p)
 
   p = sub.add_parser(
@@ -453,16 +460,22 @@ EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 def run_stylize(content_path: str, style_paths: Sequence[str], out: str, config, args, *, sheet=None) -> int:
-  """Stylizes, writes OUT (+ sheet) and OUT's JSON sidecar; returns the exit code."""
+  """Stylizes, writes OUT (+ sheet) and OUT's JSON sidecar; returns the exit code.
+
+  Among several ``jax.distributed`` processes every one runs this; process 0 alone prints
+  progress and writes files (the others compute the same image)."""
+  import jax
+
   import jaxstyle as js
   from jaxstyle import checkpoint, images, problem
 
+  primary = jax.process_index() == 0
   ckpt_dir = getattr(args, "checkpoint", None) or getattr(args, "resume", None)
   bit_depth = getattr(args, "bit_depth", 8)
   if bit_depth == 16 and not out.lower().endswith(".png"):
     raise CliError(f"{out}: --bit-depth 16 needs a .png output")
   paths = input_paths(content_path, style_paths, config)
-  for target in (out, sheet):
+  for target in (out, sheet) if primary else ():
     if target:
       _check_output(target, paths)
   inputs = read_inputs(content_path, style_paths, config)
@@ -475,11 +488,13 @@ def run_stylize(content_path: str, style_paths: Sequence[str], out: str, config,
     if resume.image.shape[:2] != shape:
       raise CliError(f"{args.resume}: checkpoint image is {resume.image.shape}, this run's is {(*shape, 3)}")
   params, winfo = _params(args.weights)
-  printer = _ProgressPrinter(args.quiet)
+  printer = _ProgressPrinter(args.quiet or not primary)
   stem, ext = os.path.splitext(out)
 
   def on_progress(p):
     printer(p)
+    if not primary:
+      return
     if p.save:
       images.save_image(f"{stem}_{p.step:05d}{ext}", np.clip(np.asarray(p.image), 0.0, 1.0))
     if ckpt_dir and p.report:
@@ -501,6 +516,10 @@ def run_stylize(content_path: str, style_paths: Sequence[str], out: str, config,
     )
   wall = time.perf_counter() - t0
   image = np.asarray(result.image)
+  if not primary:  # the same image as process 0's, which writes it
+    if signals.received is not None:
+      return EXIT_SIGNAL[signals.received]
+    return EXIT_USAGE if result.status == "non-finite" else 0
   images.save_image(out, image, bit_depth=bit_depth, icc_profile=images.read_icc_profile(content_path))
   if sheet:
     ss = inputs.styles
@@ -936,6 +955,35 @@ def cmd_weights(args) -> int:
   return 0
 
 
+def start_distributed(args) -> bool:
+  """Starts ``jax.distributed`` (before anything runs) when ``stylize --distributed`` or
+  ``$JAX_COORDINATOR_ADDRESS`` asks for it; returns whether it did.
+
+  ``jax.distributed.initialize()`` reads ``$JAX_COORDINATOR_ADDRESS`` (host:port of process
+  0) itself and finds the process count and id under Slurm, Open MPI, MPI or Kubernetes;
+  elsewhere ``$JAX_NUM_PROCESSES`` and ``$JAX_PROCESS_ID`` give them.
+  """
+  if args.command != "stylize" or not (args.distributed or os.environ.get("JAX_COORDINATOR_ADDRESS")):
+    return False
+  import jax
+
+  kw = {}
+  for key, var in (("num_processes", "JAX_NUM_PROCESSES"), ("process_id", "JAX_PROCESS_ID")):
+    if os.environ.get(var):
+      try:
+        kw[key] = int(os.environ[var])
+      except ValueError:
+        raise CliError(f"${var}: expected an integer, got {os.environ[var]!r}") from None
+  try:
+    jax.distributed.initialize(**kw)
+  except (ValueError, TypeError, RuntimeError) as e:  # a missing address, count or id; no coordinator
+    raise CliError(
+      f"--distributed: {e} (set $JAX_COORDINATOR_ADDRESS=host:port of process 0, $JAX_NUM_PROCESSES and "
+      "$JAX_PROCESS_ID on every host)"
+    ) from None
+  return True
+
+
 def enable_compilation_cache() -> str | None:
   """Keeps compiled programs on disk so a second run of the same shapes starts fast.
 
@@ -965,6 +1013,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
       parser.print_help()
       return EXIT_USAGE
+    start_distributed(args)
     if args.command in ("stylize", "sweep", "demo", "fast", "train"):
       enable_compilation_cache()
     handlers = {

@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import math
 import time
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -252,7 +253,16 @@ def optimize(
   memory (:func:`jaxstyle.compilation.check_memory`, which counts the optimizer's state);
   ``config.network.tile="auto"`` then picks the whole-image objective if it fits, else the
   largest tile that does. A tiled single image is spread over every local device when
-  there are several.
+  there are several, and over every device of every process when ``jax.distributed`` runs
+  several (:func:`jaxstyle.tiled.tiled_value_and_grad`'s ``devices``: one program, the
+  tiles' sums added across all of them).
+
+  With several processes every process makes the same call (SPMD) with the same inputs
+  (checked: :class:`~jaxstyle.errors.InputError` if they differ) and gets the same
+  :class:`Run`; each computes the same optimizer update from the same summed value and
+  gradient. ``Run.image`` and the :class:`Progress` arrays are then this process's copy
+  (addressable), a stop requested in any process (``stop``) stops every process at the
+  same chunk's end, and a final check raises if the processes' images came out different.
 
   Between chunks it reports progress, polls ``stop`` (so a signal handler can end a
   run cleanly at the next boundary), and checks the loss: when it is no longer finite,
@@ -317,10 +327,11 @@ def _loop(
     leaves, tree = jax.tree.flatten(state)
     if len(leaves) != len(resume.opt_state_leaves):
       raise InputError("checkpoint's optimizer state does not match these settings")
-    saved = resume.opt_state_leaves
-    state = jax.tree.unflatten(
-      tree, [jax.device_put(np.asarray(v, a.dtype), a.sharding) for v, a in zip(saved, leaves, strict=True)]
-    )
+    saved = [np.asarray(v, a.dtype) for v, a in zip(resume.opt_state_leaves, leaves, strict=True)]
+    if any(not a.is_fully_addressable for a in leaves):  # spread over several processes
+      _same_in_every_process(saved, "the checkpoint's optimizer states")
+      saved = [_replicate(v, a.sharding) for v, a in zip(saved, leaves, strict=True)]
+    state = jax.tree.unflatten(tree, [jax.device_put(v, a.sharding) for v, a in zip(saved, leaves, strict=True)])
   run = config.run
   last = first_step + run.steps
   total_steps = last if total_steps is None else total_steps
@@ -369,11 +380,11 @@ def _loop(
       rate = (done - start) / elapsed if elapsed > 0 else 0.0
       callback(
         Progress(
-          done, total_steps, now, elapsed, rate, x, state, _history(totals, report, x), scale,
+          done, total_steps, now, elapsed, rate, _local(x), _local(state), _history(totals, report, x), scale,
           report=_due(done, run.report_every) or done == total_steps, save=_due(done, run.save_every),
         )
       )  # fmt: skip
-    if stop is not None and stop():
+    if stop is not None and _any_process(stop()):
       status = "stopped"
       break
   run_s = time.perf_counter() - t0
@@ -387,6 +398,8 @@ def _loop(
   steps_run = done - start
   timings = {"compile_s": compile_s, "run_s": run_s, "steps_per_s": steps_run / run_s if run_s > 0 else 0.0}
   image = jnp.clip(compose(x, targets), 0.0, 1.0)
+  if not image.is_fully_addressable and image.sharding.is_fully_replicated:
+    image = _same_everywhere(image)
   return Run(image, _history(totals, report, x), final, timings, status, done, resets, static.tile)
 
 
@@ -397,10 +410,62 @@ def to_host(tree):
 
   def get(a):
     if isinstance(a, jax.Array) and not a.is_fully_addressable:
+      if a.sharding.is_fully_replicated:  # a tiled run's replicated output: this process's copy
+        return np.asarray(a.addressable_data(0))
       return multihost_utils.process_allgather(a, tiled=True)
     return np.asarray(a)
 
   return jax.tree.map(get, tree)
+
+
+def _local(tree):
+  """``tree`` with every replicated array that spans several processes replaced by this
+  process's copy (a single-device array, no transfer), so callbacks can read it."""
+
+  def get(a):
+    if isinstance(a, jax.Array) and not a.is_fully_addressable and a.sharding.is_fully_replicated:
+      return a.addressable_data(0)
+    return a
+
+  return jax.tree.map(get, tree)
+
+
+def _any_process(flag: bool) -> bool:
+  """Whether ``flag`` is true in any process: with several processes a collective that
+  every process reaches, so that they all take the same branch (a stop requested by a
+  signal on one host ends the run on all of them)."""
+  if jax.process_count() == 1:
+    return bool(flag)
+  return bool(np.any(multihost_utils.process_allgather(np.asarray(flag, np.int32))))
+
+
+def _fingerprint(tree) -> np.ndarray:
+  # CRC32 of every leaf's bytes (and shape), to compare processes' inputs cheaply.
+  out = []
+  for a in jax.tree.leaves(tree):
+    a = np.ascontiguousarray(np.asarray(a))
+    out.append(zlib.crc32(a.tobytes(), zlib.crc32(repr((a.shape, a.dtype.str)).encode())))
+  return np.asarray(out, np.uint32)
+
+
+def _same_in_every_process(tree, what: str) -> None:
+  """Raises ``InputError`` unless every process holds the same ``tree`` (one small collective)."""
+  mine = _fingerprint(tree)
+  every = multihost_utils.process_allgather(mine)
+  if not np.all(every == mine[None]):
+    raise InputError(f"{what} differ between the {jax.process_count()} processes; every process must be given the same")
+
+
+def _same_everywhere(image: jax.Array) -> jax.Array:
+  """This process's copy of a replicated image, after checking that every copy (every
+  device of every process) holds the same bits: the processes computed the same update
+  independently, and a silent difference would make their results disagree."""
+  local = [np.asarray(s.data) for s in image.addressable_shards]
+  mine = _fingerprint(local[0])
+  every = multihost_utils.process_allgather(mine)
+  if not all(np.array_equal(a, local[0]) for a in local[1:]) or not np.all(every == mine[None]):
+    raise RuntimeError("the replicated image differs between devices or processes: the run is not reproducible here")
+  return jnp.asarray(local[0])
 
 
 # Tile sides --tile auto tries, largest (least halo overhead) first.
@@ -456,13 +521,33 @@ def _auto_tiles(fit: tuple[int, int, int], shape: tuple[int, ...], layers: Seque
 
 
 def _spread(static: Static, args: tuple, *, batched: bool, out_sharding):
-  """A tiled single image on several local devices: its tiles are split over all of them,
-  and every argument and output is replicated on them (a sweep shards members instead)."""
-  devices = tuple(jax.local_devices())
+  """A tiled single image on several devices: its tiles are split over all of them, and
+  every argument and output is replicated on them (a sweep shards members instead).
+
+  The devices are this process's, or with several ``jax.distributed`` processes every
+  process's (``jax.devices()``): one program, each process feeding its own devices."""
+  several = jax.process_count() > 1
+  devices = tuple(jax.devices() if several else jax.local_devices())
   if batched or len(devices) < 2:
     return static, args, out_sharding
   everywhere = NamedSharding(jax.sharding.Mesh(np.asarray(devices), ("tiles",)), P())
-  return static._replace(devices=devices), jax.device_put(args, everywhere), everywhere
+  if not several:
+    return static._replace(devices=devices), jax.device_put(args, everywhere), everywhere
+  _same_in_every_process(args, "the image, targets, weights or VGG params")
+  return static._replace(devices=devices), _replicate(args, everywhere), everywhere
+
+
+def _replicate(tree, sharding: NamedSharding):
+  """``tree`` as global arrays replicated on ``sharding``'s devices, each process placing
+  its own value on its own devices (no transfer between processes; ``jax.device_put``
+  would compare every leaf across processes, and refuses arrays already committed)."""
+  mine = [d for d in sharding.mesh.devices.flat if d.process_index == jax.process_index()]
+
+  def put(a):
+    a = jnp.asarray(a)
+    return jax.make_array_from_single_device_arrays(a.shape, sharding, [jax.device_put(a, d) for d in mine])
+
+  return jax.tree.map(put, tree)
 
 
 def _chunk_executable(static: Static, args: tuple, *, batched: bool, out_sharding) -> tuple[Callable, float]:

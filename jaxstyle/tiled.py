@@ -414,7 +414,8 @@ class TileProgress(NamedTuple):
     phase: ``"value"`` (pass 1: features and their sums) or ``"gradient"`` (pass 2: the
       windows' VJPs); a value-and-gradient runs both, a value only the first.
     done: tiles of this pass finished, ``1..total``.
-    total: tiles in the pass (padded up to a multiple of the device count).
+    total: tiles in the pass (padded up to a multiple of the device count); with devices
+      in several processes, the tiles of this process's devices.
   """
 
   phase: str
@@ -750,7 +751,9 @@ def _tiled(
   orgs = np.array(plan.origins + plan.origins[:1] * extra, np.int32).reshape(-1, 2)
   starts = np.array(plan.starts + plan.starts[:1] * extra, np.int32).reshape(-1, 2)
   live = np.array([1.0] * n + [0.0] * extra, np.float32)
-  total = n + extra
+  # A process hears only its own devices' per-tile callbacks: it counts its share.
+  mine = n_dev if devices is None else sum(d.process_index == jax.process_index() for d in devices)
+  total = (n + extra) // n_dev * mine
 
   def pass1(ctx, orgs, starts, live):
     shapes = jax.eval_shape(stats, jax.ShapeDtypeStruct((*plan.window, 3), jnp.float32), orgs[0], starts[0], ctx)
