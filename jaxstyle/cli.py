@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import platform
 import shlex
@@ -304,11 +305,27 @@ def _fmt_time(s: float) -> str:
 
 
 class _ProgressPrinter:
+  TILE_EVERY_S = 30.0  # without a terminal, one line per pass or per this many seconds within a step
+
   def __init__(self, quiet: bool):
     self.quiet = quiet
     self.tty = sys.stderr.isatty()
+    self.step, self.steps, self.tile_line = 0, 0, -math.inf
+
+  def tiles(self, t) -> None:
+    """Progress within a step of a tiled run (``jaxstyle.tiled.TileProgress``), which can take minutes."""
+    if self.quiet:
+      return
+    line = f"{self.step}/{self.steps} steps done; {t.phase} pass: tile {t.done}/{t.total}"
+    if self.tty:
+      sys.stderr.write("\r\033[K" + line)
+    elif t.done == t.total or time.monotonic() - self.tile_line >= self.TILE_EVERY_S:
+      self.tile_line = time.monotonic()
+      sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
   def __call__(self, p) -> None:
+    self.step, self.steps = p.step, p.steps
     if self.quiet or not p.report:
       return
     line = (
@@ -489,6 +506,8 @@ def run_stylize(content_path: str, style_paths: Sequence[str], out: str, config,
       raise CliError(f"{args.resume}: checkpoint image is {resume.image.shape}, this run's is {(*shape, 3)}")
   params, winfo = _params(args.weights)
   printer = _ProgressPrinter(args.quiet or not primary)
+  printer.steps = sum(steps for _, steps in js.multiscale.scale_plan(config))  # for tile lines before a report
+  printer.step = 0 if resume is None else resume.step
   stem, ext = os.path.splitext(out)
 
   def on_progress(p):
@@ -513,6 +532,7 @@ def run_stylize(content_path: str, style_paths: Sequence[str], out: str, config,
       callback=on_progress,
       stop=lambda: signals.received is not None,
       resume=resume,
+      tile_callback=printer.tiles if config.network.tile is not None else None,
     )
   wall = time.perf_counter() - t0
   image = np.asarray(result.image)

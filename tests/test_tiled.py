@@ -451,6 +451,21 @@ def test_cli_tiled_checkpoint_resume_and_record(files, capsys):
   assert "network.tile differ" in capsys.readouterr().err
 
 
+def test_cli_prints_progress_within_a_tiled_step(files, capsys):
+  """Without a terminal, one line per pass of each tiled evaluation (tiles done / total)."""
+  out = files / "o.png"
+  args = ["stylize", files / "c.png", files / "s.png", "-o", out, "--size", "40", "--steps", "4", "--tile", "16"]
+  assert cli.main([str(a) for a in [*args, "--report-every", "2"]]) == 0
+  lines = [ln for ln in capsys.readouterr().err.splitlines() if " pass: tile " in ln]
+  assert lines[0].startswith("0/4 steps done; value pass: tile "), lines
+  ends = [tuple(map(int, ln.rsplit(" ", 1)[1].split("/"))) for ln in lines]
+  assert max(ends) == ends[-1] and ends[-1][0] == ends[-1][1] >= 4  # every pass reports its last tile (40 px / 16)
+  assert any(ln.startswith("0/4 steps done; gradient pass") for ln in lines)
+  assert any(ln.startswith("2/4 steps done; value pass") for ln in lines)  # after the first chunk's report
+  assert cli.main([str(a) for a in [*args, "-q"]]) == 0
+  assert " pass: tile " not in capsys.readouterr().err
+
+
 def test_sigint_stops_a_tiled_run_at_a_chunk_boundary(files):
   out, ckpt = files / "out.png", files / "ckpt"
   cmd = [sys.executable, "-m", "jaxstyle", "stylize", str(files / "c.png"), str(files / "s.png"), "-o", str(out)]
