@@ -66,6 +66,19 @@ def real_params():
 
 
 @pytest.fixture(scope="session")
+def real_fast():
+  """The converted fast networks' files (arbitrary, 26-style); skipped or failed like :func:`real_params`."""
+  from jaxstyle import magenta_weights
+
+  a, m = magenta_weights.default_paths()
+  if not (a.exists() and m.exists()):
+    if os.environ.get("JAXSTYLE_REQUIRE_WEIGHTS") == "1":
+      pytest.fail(f"fast weights required but missing at {a}; run 'make weights'")
+    pytest.skip("fast weights missing (run 'jaxstyle weights fetch --fast')")
+  return a, m
+
+
+@pytest.fixture(scope="session")
 def shared_images():
   if not SHARED_IMAGES.is_dir():
     pytest.skip(f"{SHARED_IMAGES} not present")

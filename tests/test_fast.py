@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxstyle import cli, color, fast, images, magenta, magenta_weights
+from jaxstyle import cli, color, fast, images, magenta
 from jaxstyle.fast import FastSettings, Networks
 from tests.conftest import rng_image
 
@@ -114,18 +114,6 @@ def test_builtin_flag_round_trip():
 
 
 # --------------------------------------------------------------------------- the real networks, through the CLI
-
-
-@pytest.fixture(scope="module")
-def real_fast():
-  a, m = magenta_weights.default_paths()
-  if not (a.exists() and m.exists()):
-    import os
-
-    if os.environ.get("JAXSTYLE_REQUIRE_WEIGHTS") == "1":
-      pytest.fail(f"fast weights required but missing at {a}; run 'make weights'")
-    pytest.skip("fast weights missing (run 'jaxstyle weights fetch --fast')")
-  return a, m
 
 
 @pytest.mark.real_weights

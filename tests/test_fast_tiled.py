@@ -1,13 +1,11 @@
 """Tiled fast stylization (jaxstyle.fast_tiled): tiles with whole-image statistics equal the whole-image network."""
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxstyle import cli, fast, fast_tiled, images, magenta, magenta_weights
+from jaxstyle import cli, fast, fast_tiled, images, magenta
 from jaxstyle.fast import FastSettings, Networks
 from tests.conftest import rng_image
 
@@ -118,16 +116,6 @@ def test_tile_setting_flag():
 
 
 # --------------------------------------------------------------------------- the real network, through the CLI
-
-
-@pytest.fixture(scope="module")
-def real_fast():
-  a, m = magenta_weights.default_paths()
-  if not (a.exists() and m.exists()):
-    if os.environ.get("JAXSTYLE_REQUIRE_WEIGHTS") == "1":
-      pytest.fail(f"fast weights required but missing at {a}; run 'make weights'")
-    pytest.skip("fast weights missing (run 'jaxstyle weights fetch --fast')")
-  return a, m
 
 
 @pytest.mark.real_weights
