@@ -177,28 +177,31 @@ def neural_style(**overrides: Any) -> StyleConfig:
 
 
 def jaxstyle(**overrides: Any) -> StyleConfig:
-  """jaxstyle's default: neural-style's look, coarse to fine, in under half its time.
+  """jaxstyle's default: neural-style's look, coarse to fine, in less time.
 
   neural-style's objective (:func:`neural_style`: content relu4_2, style relu1_1..relu5_1 at
-  equal weight, Gram / CHW, mean squared errors, squared-difference TV, max pooling) with the
-  content weight raised from 5 to 6, optimized coarse to fine: 300 L-BFGS steps at 256 px from
-  the mean pixel, then 400 at 512 px from that result upsampled, with 20 correction pairs.
-  ``size=1024`` extends the ladder to 256, 512, 1024.
+  equal weight, Gram / CHW, mean squared errors, squared-difference TV, max pooling, L-BFGS
+  with 100 correction pairs) with the content weight lowered from 5 to 4.5, optimized coarse
+  to fine: 300 L-BFGS steps at 256 px from the mean pixel, then 600 at 512 px from that
+  result upsampled. ``size=1024`` extends the ladder to 256, 512, 1024.
 
   Why (``bench/bench_quality.py`` on Gatys et al.'s Fig. 2 pairs; figures in bench/RESULTS.md):
 
   * The paper's weighting (:func:`gatys`, alpha/beta = 1e-3 from the content image) leaves
     most of a photograph untouched at 500 steps; neural-style's weights repaint it.
   * The coarse scale settles the large structures (the swirls of a sky are as big as the sky)
-    at a quarter of the cost per step; the fine scale adds the detail. The run takes under half
-    the time of neural-style's 1000 steps at 512 px. Content weight 5 instead of 6 gave no lower
-    style distance and a higher content distance (a trial on seated-nude).
+    at a quarter of the cost per step; the fine scale adds the detail. 300 + 600 steps take
+    about two thirds of the time of neural-style's 1000 steps at 512 px.
+  * Content weight 4.5: starting from a coarse result that already fits the content, weight 5
+    or 6 stops at a higher style distance than neural-style's on the_scream and seated-nude;
+    4.5 reaches a lower one for a content distance 1-3% above neural-style's. 20 correction
+    pairs instead of 100 save little time per step and converge more slowly at 512 px.
   * Starting from the mean pixel, not the content photograph, keeps the JPEG's 8 px block grid
     out of flat regions, where the style loss would never remove it; with neural-style's TV the
     border rows stay calmer than the interior.
   """
-  coarse_to_fine = {"scales": (256, 512), "coarse_steps": 300, "steps": 400}
-  return neural_style(name="jaxstyle", content_weight=6.0, memory=20, **coarse_to_fine).set(**overrides)
+  coarse_to_fine = {"scales": (256, 512), "coarse_steps": 300, "steps": 600}
+  return neural_style(name="jaxstyle", content_weight=4.5, **coarse_to_fine).set(**overrides)
 
 
 PRESETS: dict[str, Callable[..., StyleConfig]] = {
