@@ -123,6 +123,9 @@ def stylize(
     init_image = fast.initial_image(start, styles, blend=config.images.style_blend)
   network = vgg.prepare(params, config.network.conv, layers=config.layers)  # once, for targets and objective
   total_steps = sum(steps for _, steps in plan)
+  # a step's cost grows with the pixels: the ETA counts a later scale's steps at that rate
+  native = max(content.shape[:2])
+  pixels = [float(native if size is None else size) ** 2 for size, _ in plan]
   done = sum(steps for _, steps in plan[:first])
   previous, run, per_scale, compile_s, run_s = None, None, [], 0.0, 0.0
   histories = []
@@ -145,6 +148,7 @@ def stylize(
       first_step=done,
       total_steps=total_steps,
       scale=k,
+      later_work=sum(n * pixels[j] / pixels[k] for j, (_, n) in enumerate(plan) if j > k),
       tile_callback=tile_callback,
     )
     done = run.step

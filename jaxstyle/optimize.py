@@ -51,7 +51,9 @@ from jaxstyle.objective import (  # noqa: F401
 class Progress:
   """What a progress callback receives at the end of each chunk.
 
-  ``step`` and ``steps`` count over the whole run (every scale of a coarse-to-fine run).
+  ``step`` and ``steps`` count over the whole run (every scale of a coarse-to-fine run);
+  ``work_left`` is what remains of it in steps of the current scale's cost (a later scale's
+  step counts as its pixels over this scale's), which ``eta`` divides by the current rate.
   ``report`` and ``save`` say whether a report or a save (``config.run.report_every``,
   ``save_every``) is due at this step; a callback may ignore other calls. ``image``,
   ``opt_state`` and ``history`` are the live loop state, valid during the callback (the
@@ -69,10 +71,13 @@ class Progress:
   scale: int = 0
   report: bool = True
   save: bool = False
+  work_left: float | None = None
 
   @property
   def eta(self) -> float:
-    return (self.steps - self.step) / self.steps_per_second if self.steps_per_second > 0 else math.inf
+    """Seconds left at the current rate (``inf`` before a rate is known)."""
+    left = self.steps - self.step if self.work_left is None else self.work_left
+    return left / self.steps_per_second if self.steps_per_second > 0 else math.inf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,6 +250,7 @@ def optimize(
   first_step: int = 0,
   total_steps: int | None = None,
   scale: int = 0,
+  later_work: float = 0.0,
   tile_callback: Callable[[tiled.TileProgress], None] | None = None,
 ) -> Run:
   """Runs ``config.run.steps`` steps from ``image``; the loop shared by stylize and sweeps.
@@ -282,6 +288,7 @@ def optimize(
     first_step: steps done before this call (earlier scales), for counts and intervals.
     total_steps: steps of the whole run, for progress (default ``first_step + steps``).
     scale: the scale's index, passed on in :class:`Progress`.
+    later_work: the later scales' steps in steps of this image's cost, for ``Progress.eta``.
     tile_callback: with a tile and one image, receives
       :class:`~jaxstyle.tiled.TileProgress` within steps (at most once a second, and at
       the end of every pass over the tiles), for steps that take long.
@@ -313,13 +320,13 @@ def optimize(
     return _loop(
       x, params, targets, weights, config, static, init_fn, chunk_fn, t_init + t_chunk,
       batched=batched, callback=callback, stop=stop, resume=resume, first_step=first_step,
-      total_steps=total_steps, scale=scale,
+      total_steps=total_steps, scale=scale, later_work=later_work,
     )  # fmt: skip
 
 
 def _loop(
   x, params, targets, weights, config, static, init_fn, chunk_fn, compile_s, *, batched, callback, stop, resume,
-  first_step, total_steps, scale,
+  first_step, total_steps, scale, later_work=0.0,
 ) -> Run:  # fmt: skip
   # optimize's loop of compiled chunks, once the executables are there.
   state = init_fn(x, params, targets, weights)
@@ -382,6 +389,7 @@ def _loop(
         Progress(
           done, total_steps, now, elapsed, rate, _local(x), _local(state), _history(totals, report, x), scale,
           report=_due(done, run.report_every) or done == total_steps, save=_due(done, run.save_every),
+          work_left=(last - done) + later_work,
         )
       )  # fmt: skip
     if stop is not None and _any_process(stop()):

@@ -72,6 +72,18 @@ def test_coarse_steps_one_count_per_scale(tiny_params):
   assert codec.parse(codec.format((3, 1))) == (3, 1)
 
 
+def test_progress_counts_a_later_scale_step_at_its_pixels(tiny_params):
+  seen = []
+  config = tiny(scales=(24, 48, 96), coarse_steps=(4, 2), report_every=1)
+  js.stylize(rng_image(0, 72, 96), STYLE, config, params=tiny_params, callback=seen.append)
+  left = {p.step: p.work_left for p in seen}
+  # scale 24 ends at step 4: 2 steps at 4x its pixels and 6 at 16x remain
+  assert left[4] == pytest.approx(2 * 4 + 6 * 16) and left[3] == pytest.approx(1 + 2 * 4 + 6 * 16)
+  assert left[6] == pytest.approx(6 * 4) and left[9] == 3 and left[12] == 0
+  p = seen[0]
+  assert p.eta == pytest.approx(p.work_left / p.steps_per_second)
+
+
 def test_auto_scales():
   assert auto_scales(1024) == (256, 512, 1024)
   assert auto_scales(300) == (300,)
