@@ -159,6 +159,10 @@ def _what_fits(need, temp, available, image_shape, *, optimizer, tile) -> str:
   )
 
 
+# Tile sides a --tile auto run tries when the whole image does not fit, largest (least halo overhead) first:
+# the objective's (jaxstyle.optimize) and the fast networks' (jaxstyle.fast_tiled).
+AUTO_TILES = (2048, 1024, 512, 256, 128)
+
 # Which arguments carry the sweep axis: images, optimizer states and loss weights do;
 # VGG params, targets and the step count are shared.
 BATCH_AXES = {

@@ -196,14 +196,10 @@ def _network(networks: Networks, settings: FastSettings) -> Callable[[jax.Array,
   if settings.builtin is not None:
     if networks.multistyle is None:
       raise InputError("the 26-style network is needed for builtin styles")
-    if settings.tile is not None:
-      return lambda x, c: fast_tiled.stylize(networks.multistyle, x, magenta.normalize_weights(c), tile=settings.tile)
-    return lambda x, c: magenta.multistyle(networks.multistyle, x, c)
+    return lambda x, c: fast_tiled.stylize(networks.multistyle, x, magenta.normalize_weights(c), tile=settings.tile)
   if networks.transformer is None:
     raise InputError("the arbitrary-style transformer is needed")
-  if settings.tile is not None:
-    return lambda x, c: fast_tiled.stylize(networks.transformer, x, c, tile=settings.tile)
-  return lambda x, c: magenta.transfer(networks.transformer, x, c)
+  return lambda x, c: fast_tiled.stylize(networks.transformer, x, c, tile=settings.tile)
 
 
 def condition(

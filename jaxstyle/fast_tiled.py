@@ -43,10 +43,9 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxstyle import compilation, magenta
+from jaxstyle.compilation import AUTO_TILES
 
 STRIDE = magenta.MULTIPLE  # two stride-2 convolutions: cores, windows and halos are multiples of it
-# Tile sides tile="auto" tries when the whole image does not fit, largest (least halo overhead) first.
-AUTO_TILES = (2048, 1024, 512, 256, 128)
 
 
 def model_of(params: Mapping) -> nn.Module:

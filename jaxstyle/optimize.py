@@ -33,7 +33,7 @@ from jax.sharding import PartitionSpec as P
 from jax.typing import ArrayLike
 
 from jaxstyle import lbfgs, losses, tiled, vgg
-from jaxstyle.compilation import BATCH_AXES, check_memory, compiled, memory_fit
+from jaxstyle.compilation import AUTO_TILES, BATCH_AXES, check_memory, compiled, memory_fit
 from jaxstyle.config import OptimizerSettings, StyleConfig
 from jaxstyle.errors import InputError
 from jaxstyle.objective import (  # noqa: F401
@@ -326,7 +326,7 @@ def optimize(
 
 def _loop(
   x, params, targets, weights, config, static, init_fn, chunk_fn, compile_s, *, batched, callback, stop, resume,
-  first_step, total_steps, scale, later_work=0.0,
+  first_step, total_steps, scale, later_work,
 ) -> Run:  # fmt: skip
   # optimize's loop of compiled chunks, once the executables are there.
   state = init_fn(x, params, targets, weights)
@@ -474,10 +474,6 @@ def _same_everywhere(image: jax.Array) -> jax.Array:
   if not all(np.array_equal(a, local[0]) for a in local[1:]) or not np.all(every == mine[None]):
     raise RuntimeError("the replicated image differs between devices or processes: the run is not reproducible here")
   return jnp.asarray(local[0])
-
-
-# Tile sides --tile auto tries, largest (least halo overhead) first.
-AUTO_TILES = (2048, 1024, 512, 256, 128)
 
 
 def _plan(setting, static: Static, args: tuple, *, batched: bool, out_sharding, progress: bool):
