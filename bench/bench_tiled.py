@@ -7,7 +7,7 @@ the second table). Each measurement runs in its own process (so its peak residen
 1. The tiled objective: the default objective with Adam (no L-BFGS pairs to hold), `--tile` fixed, `--steps`
    steps after a first one that includes compilation.
 2. Fast stylization (Magenta's arbitrary network, starry_night's vector) of the same image whole and by
-   `--fast-tile` tiles with whole-image instance-norm statistics (`jaxstyle.fast_tiled`): seconds, peak
+   `--fast-tile` tiles with whole-image instance-norm statistics (`jaxstyle.fast.tiled`): seconds, peak
    memory, and the largest difference between the two results.
 
 Writes its section of bench/RESULTS.md.
@@ -25,19 +25,21 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np  # noqa: E402
 import results  # noqa: E402
 
 import bench  # noqa: E402
+from jaxstyle.fast import tiled as fast_tiled  # noqa: E402
+from jaxstyle.io import images, magenta_weights  # noqa: E402
+from jaxstyle.io import vgg_weights as weights  # noqa: E402
+from jaxstyle.nets import magenta  # noqa: E402
+from jaxstyle.optim.stylize import stylize  # noqa: E402
+from jaxstyle.settings import presets  # noqa: E402
 
 SHARED = bench.SHARED
 
 
 def one(size: int, tile: int, steps: int) -> dict:
-  import numpy as np
-
-  from jaxstyle import images, presets, weights
-  from jaxstyle.multiscale import stylize
-
   params = weights.load_vgg19()
   content = images.resize(images.load_image(SHARED / "tubingen.jpg"), size)  # upsampled past its own size
   style = images.load_image(SHARED / "starry_night.jpg")
@@ -57,10 +59,6 @@ def one(size: int, tile: int, steps: int) -> dict:
 
 
 def fast_one(size: int, tile: int | None, out: str) -> dict:
-  import numpy as np
-
-  from jaxstyle import fast_tiled, images, magenta, magenta_weights
-
   predictor, transformer = magenta_weights.load_arbitrary()
   content = images.resize(images.load_image(SHARED / "tubingen.jpg"), size)
   vector = magenta.predict_style(predictor, images.load_image(SHARED / "starry_night.jpg"))

@@ -19,8 +19,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import results  # noqa: E402
 
 import bench  # noqa: E402
-from jaxstyle import images, magenta_weights, weights  # noqa: E402
-from jaxstyle import train as tr  # noqa: E402
+from jaxstyle.fast import data  # noqa: E402
+from jaxstyle.fast import train as tr  # noqa: E402
+from jaxstyle.io import images, magenta_weights  # noqa: E402
+from jaxstyle.io import vgg_weights as weights  # noqa: E402
+from jaxstyle.settings.train import TrainSettings  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "images"
 
@@ -33,9 +36,9 @@ def main(argv=None) -> int:
   vgg = weights.load_vgg19()
   pred, trans = magenta_weights.load_arbitrary()
   style = images.load_image(SHARED / "starry_night.jpg")
-  photos = tr.load_images(SHARED / "train", min_side=256)
+  photos = data.load_images(SHARED / "train", min_side=256)
   held = [images.load_image(SHARED / "tubingen.jpg"), images.load_image(SHARED / "golden_gate.jpg")]
-  s = tr.TrainSettings(steps=2000, batch=4, lr=1e-3, train="cin", eval_every=50, report_every=10)
+  s = TrainSettings(steps=2000, batch=4, lr=1e-3, train="cin", eval_every=50, report_every=10)
   zs = tr.zero_shot_loss(vgg, pred, trans, style, held, s)
   t0 = time.perf_counter()
   r = tr.train(

@@ -11,8 +11,9 @@ import time
 
 import numpy as np
 
-from jaxstyle import presets, vgg
-from jaxstyle.config import StyleConfig
+from jaxstyle.nets import vgg
+from jaxstyle.settings import presets
+from jaxstyle.settings.style import StyleConfig
 
 MEAN_BGR = np.asarray(vgg.CAFFE_BGR_MEAN, np.float32)
 

@@ -1,14 +1,44 @@
-"""jaxstyle: neural style transfer (Gatys et al. 2016) in JAX.
+"""jaxstyle: neural style transfer (Gatys et al. 2016) in JAX, and fast feed-forward stylization.
 
-The research API: the network (:class:`VGG19`, :func:`extract_features`), the losses
-(:mod:`jaxstyle.losses`), the objective (:func:`compute_targets`, :func:`objective`), the
-optimizer step (:func:`optimizer`, :func:`init_state`, :func:`run_step`), :func:`stylize`,
-sweeps (:func:`stylize_sweep`), settings and presets, weights and image I/O. The other
-modules (compilation, problem set-up, checkpoints, the CLI) are plumbing.
+The research API, by role (each a subpackage; imports run from the command line down):
+
+- :mod:`jaxstyle.nets`: VGG19 (:class:`VGG19`, :func:`extract_features`) and Magenta's networks, Flax
+  modules applied functionally;
+- :mod:`jaxstyle.objective`: pure losses (:mod:`jaxstyle.losses`), targets (:func:`compute_targets`), the
+  weighted loss of an image (:func:`jaxstyle.objective.objective`), exact tiling, quality measures;
+- :mod:`jaxstyle.optim`: the optimizer step (:func:`optimizer`, :func:`init_state`, :func:`run_step`), the
+  loop, :func:`stylize` coarse to fine, sweeps (:func:`stylize_sweep`);
+- :mod:`jaxstyle.fast`: fast stylization, tiled and trained;
+- :mod:`jaxstyle.settings`: every setting declared once, and the presets;
+- :mod:`jaxstyle.io` and :mod:`jaxstyle.runtime`: files, images, weights, checkpoints; compilation, memory,
+  tiles, devices; :mod:`jaxstyle.cli`: the ``jaxstyle`` command.
 """
 
-from jaxstyle import config, lbfgs, losses, multiscale, objective, optimize, presets, sweep, vgg
-from jaxstyle.config import (
+__version__ = "0.1.0"
+
+from jaxstyle import fast, io, nets, objective, optim, runtime, settings  # noqa: E402
+from jaxstyle.errors import InputError, JaxstyleError, NonFiniteError, ResourceError, WeightsError  # noqa: E402
+from jaxstyle.io.images import ImageError, load_image, save_image  # noqa: E402
+from jaxstyle.io.vgg_weights import load_vgg19  # noqa: E402
+from jaxstyle.nets import magenta, vgg, winograd  # noqa: E402
+from jaxstyle.nets.vgg import VGG19, extract_features, init_params, preprocess  # noqa: E402
+from jaxstyle.objective import losses, metrics  # noqa: E402
+from jaxstyle.objective.losses import (  # noqa: E402
+  LossWeights,
+  content_loss,
+  gram_matrix,
+  style_loss,
+  total_loss,
+  total_variation,
+)
+from jaxstyle.objective.targets import Form, Targets, compute_targets  # noqa: E402
+from jaxstyle.optim import lbfgs, sweep  # noqa: E402
+from jaxstyle.optim.loop import Progress  # noqa: E402
+from jaxstyle.optim.step import init_state, optimizer, run_step  # noqa: E402
+from jaxstyle.optim.stylize import Result, stylize  # noqa: E402
+from jaxstyle.optim.sweep import SweepResult, SweepSpec, stylize_sweep  # noqa: E402
+from jaxstyle.settings import presets  # noqa: E402
+from jaxstyle.settings.style import (  # noqa: E402
   ImageSettings,
   LossSettings,
   NetworkSettings,
@@ -16,20 +46,10 @@ from jaxstyle.config import (
   RunSettings,
   StyleConfig,
 )
-from jaxstyle.errors import InputError, JaxstyleError, NonFiniteError, ResourceError, WeightsError
-from jaxstyle.images import ImageError, load_image, save_image
-from jaxstyle.losses import LossWeights, content_loss, gram_matrix, style_loss, total_loss, total_variation
-from jaxstyle.multiscale import Result, stylize
-from jaxstyle.objective import Targets, compute_targets
-from jaxstyle.optimize import Progress, init_state, optimizer, run_step
-from jaxstyle.sweep import SweepResult, SweepSpec, stylize_sweep
-from jaxstyle.vgg import VGG19, extract_features, init_params, preprocess
-from jaxstyle.weights import load_vgg19
-
-__version__ = "0.1.0"
 
 __all__ = [
   "VGG19",
+  "Form",
   "ImageError",
   "ImageSettings",
   "InputError",
@@ -49,24 +69,29 @@ __all__ = [
   "Targets",
   "WeightsError",
   "compute_targets",
-  "config",
   "content_loss",
   "extract_features",
+  "fast",
   "gram_matrix",
   "init_params",
   "init_state",
+  "io",
   "lbfgs",
   "load_image",
   "load_vgg19",
   "losses",
-  "multiscale",
+  "magenta",
+  "metrics",
+  "nets",
   "objective",
-  "optimize",
+  "optim",
   "optimizer",
   "preprocess",
   "presets",
   "run_step",
+  "runtime",
   "save_image",
+  "settings",
   "style_loss",
   "stylize",
   "stylize_sweep",
@@ -74,4 +99,5 @@ __all__ = [
   "total_loss",
   "total_variation",
   "vgg",
+  "winograd",
 ]

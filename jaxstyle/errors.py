@@ -15,6 +15,10 @@ class InputError(JaxstyleError, ValueError):
   """An input (image, mask, setting, flag, path) is missing, unreadable or invalid."""
 
 
+class FileError(InputError):
+  """A file cannot be read or written (missing, unreadable, unwritable); the message names it."""
+
+
 class WeightsError(JaxstyleError, ValueError):
   """Weights are missing, corrupt, foreign or of the wrong shapes."""
 
@@ -25,3 +29,8 @@ class ResourceError(JaxstyleError, ValueError):
 
 class NonFiniteError(JaxstyleError, ArithmeticError):
   """The loss became NaN or infinite and could not be recovered."""
+
+
+def one_line(e: BaseException) -> str:
+  """An exception's message folded onto one line (its type's name when it has none)."""
+  return " ".join(str(e).split()) or type(e).__name__

@@ -11,8 +11,9 @@ import pytest
 jax.config.update("jax_numpy_rank_promotion", "raise")
 os.environ["JAXSTYLE_COMPILATION_CACHE"] = ""  # hermetic: the CLI's on-disk cache stays off in tests
 
-from jaxstyle import images as _images  # noqa: E402
-from jaxstyle import vgg, weights  # noqa: E402
+from jaxstyle.io import images as _images  # noqa: E402
+from jaxstyle.io import vgg_weights as weights  # noqa: E402
+from jaxstyle.nets import vgg  # noqa: E402
 
 TINY_WIDTHS = (4, 8, 8, 8, 8)
 VARIANTS = ("plain", "jit", "vmap")
@@ -48,7 +49,7 @@ def rng_image(seed: int, h: int, w: int) -> np.ndarray:
   """A smooth random RGB image in [0, 1] (``(h, w, 3)`` float32)."""
   rng = np.random.default_rng(seed)
   small = rng.uniform(0, 1, (max(2, h // 4), max(2, w // 4), 3)).astype(np.float32)
-  from jaxstyle.images import resize
+  from jaxstyle.io.images import resize
 
   return resize(small, (h, w))
 
@@ -68,7 +69,7 @@ def real_params():
 @pytest.fixture(scope="session")
 def real_fast():
   """The converted fast networks' files (arbitrary, 26-style); skipped or failed like :func:`real_params`."""
-  from jaxstyle import magenta_weights
+  from jaxstyle.io import magenta_weights
 
   a, m = magenta_weights.default_paths()
   if not (a.exists() and m.exists()):
@@ -89,9 +90,19 @@ CONTENT = rng_image(0, 32, 40)
 STYLE = rng_image(1, 40, 32)
 
 
+def targets_for(params, content, style, config, **kw):
+  """:func:`jaxstyle.objective.targets.compute_targets` with a config's form, blend and tile (as a run computes
+  them)."""
+  from jaxstyle.objective.targets import compute_targets
+
+  return compute_targets(
+    params, content, style, config.form(), blend=config.images.style_blend, tile=config.network.tile, **kw
+  )
+
+
 def tiny(**kw):
   """The ``gatys`` preset for tiny tests: input size kept, 6 steps, reports every 3."""
-  from jaxstyle import presets
+  from jaxstyle.settings import presets
 
   return presets.gatys(**{"size": None, "steps": 6, "report_every": 3, **kw})
 

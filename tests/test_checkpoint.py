@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import jaxstyle as js
-from jaxstyle import checkpoint
+from jaxstyle.io import checkpoint
+from jaxstyle.optim.stylize import load_checkpoint, save_checkpoint
 from tests.conftest import CONTENT, STYLE, tiny
 
 
@@ -18,10 +19,10 @@ def test_resume_equals_uninterrupted(tiny_params, tmp_path):
     config,
     params=tiny_params,
     stop=lambda: True,
-    callback=lambda p: saved.append(checkpoint.save(tmp_path, p, config)),
+    callback=lambda p: saved.append(save_checkpoint(tmp_path, p, config)),
   )
   assert first.status == "stopped" and list(first.history["step"]) == [3]
-  resume = checkpoint.load(tmp_path, config)
+  resume = load_checkpoint(tmp_path, config)
   assert resume.step == 3
   rest = js.stylize(CONTENT, STYLE, config, params=tiny_params, resume=resume)
   np.testing.assert_allclose(rest.image, full.image, atol=1e-6)
@@ -40,9 +41,9 @@ def test_coarse_to_fine_resumes_at_the_scale_it_was_saved_at(tiny_params, tmp_pa
     config,
     params=tiny_params,
     stop=lambda: bool(list(tmp_path.iterdir())),
-    callback=lambda p: checkpoint.save(tmp_path, p, config) if p.scale == 1 else None,
+    callback=lambda p: save_checkpoint(tmp_path, p, config) if p.scale == 1 else None,
   )
-  resume = checkpoint.load(tmp_path, config)
+  resume = load_checkpoint(tmp_path, config)
   assert (resume.scale, resume.step) == (1, 6) and resume.image.shape == (32, 40, 3)
   rest = js.stylize(CONTENT, STYLE, config, params=tiny_params, resume=resume)
   np.testing.assert_allclose(rest.image, full.image, atol=1e-6)
@@ -51,7 +52,7 @@ def test_coarse_to_fine_resumes_at_the_scale_it_was_saved_at(tiny_params, tmp_pa
   assert list(rest.history["step"]) == [6, 9] and set(rest.history["scale"]) == {1}
   assert rest.steps_done == 9 and [s["size"] for s in rest.scales] == [[32, 40]]
   with pytest.raises(checkpoint.CheckpointError, match="images.scales"):
-    checkpoint.load(tmp_path, tiny(steps=6))
+    load_checkpoint(tmp_path, tiny(steps=6))
 
 
 def test_checkpoint_with_other_settings_is_refused(tiny_params, tmp_path):
@@ -61,22 +62,22 @@ def test_checkpoint_with_other_settings_is_refused(tiny_params, tmp_path):
     tiny(),
     params=tiny_params,
     stop=lambda: True,
-    callback=lambda p: checkpoint.save(tmp_path, p, tiny()),
+    callback=lambda p: save_checkpoint(tmp_path, p, tiny()),
   )
   with pytest.raises(checkpoint.CheckpointError, match="style_weight differ"):
-    checkpoint.load(tmp_path, tiny(style_weight=5.0))
-  checkpoint.load(tmp_path, tiny(steps=9))  # more steps is fine
+    load_checkpoint(tmp_path, tiny(style_weight=5.0))
+  load_checkpoint(tmp_path, tiny(steps=9))  # more steps is fine
   (tmp_path / "checkpoint.npz").write_bytes(b"garbage")
   with pytest.raises(checkpoint.CheckpointError, match="corrupt"):
-    checkpoint.load(tmp_path, tiny())
+    load_checkpoint(tmp_path, tiny())
 
 
 def test_resumable_settings_may_change_and_others_may_not(tiny_params, tmp_path):
   js.stylize(
     CONTENT, STYLE, tiny(), params=tiny_params, stop=lambda: True,
-    callback=lambda p: checkpoint.save(tmp_path, p, tiny()),
+    callback=lambda p: save_checkpoint(tmp_path, p, tiny()),
   )  # fmt: skip
-  checkpoint.load(tmp_path, tiny(steps=12, report_every=2, save_every=5, chunk=7))
+  load_checkpoint(tmp_path, tiny(steps=12, report_every=2, save_every=5, chunk=7))
   for changed, name in [(dict(pooling="max"), "network.pooling"), (dict(kind="adam"), "optimizer.kind")]:
     with pytest.raises(checkpoint.CheckpointError, match=name):
-      checkpoint.load(tmp_path, tiny(**changed))
+      load_checkpoint(tmp_path, tiny(**changed))

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxstyle import cli, images
+from jaxstyle import cli
+from jaxstyle.io import images
 from tests.conftest import rng_image
 
 FAST = ["--size", "32", "--steps", "4", "--report-every", "2"]

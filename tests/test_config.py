@@ -3,12 +3,18 @@
 import dataclasses
 import json
 import shlex
+from typing import Literal
 
 import numpy as np
 import pytest
 
-from jaxstyle import cli, config, presets, vgg
-from jaxstyle.config import StyleConfig
+from jaxstyle import cli
+from jaxstyle.nets import vgg
+from jaxstyle.settings import fields, presets
+from jaxstyle.settings import style as config
+from jaxstyle.settings.fast import FastSettings
+from jaxstyle.settings.style import PictureSettings, StyleConfig
+from jaxstyle.settings.train import TrainSettings
 
 
 def random_config(rng: np.random.Generator) -> StyleConfig:
@@ -84,12 +90,12 @@ def test_every_field_has_a_flag_and_every_flag_a_field():
   stylize = parser._subparsers._group_actions[0].choices["stylize"]
   recipe = next(g for g in stylize._action_groups if g.title.startswith("recipe"))
   flags = {opt for a in recipe._group_actions for opt in a.option_strings if opt.startswith("--")}
-  declared = {d.flag for d in config.declarations()} | {"--preset"}
-  booleans = {"--no-" + d.flag[2:] for d in config.declarations() if d.codec.flag_bool}
+  declared = {d.flag for d in StyleConfig.declarations()} | {"--preset"}
+  booleans = {"--no-" + d.flag[2:] for d in StyleConfig.declarations() if d.codec.flag_bool}
   assert flags == declared | booleans
   fields = {(s, f.name) for s, kind in config.SECTIONS.items() for f in dataclasses.fields(kind)}
-  assert fields == {(d.section, d.field) for d in config.declarations()}
-  assert len({d.field for d in config.declarations()}) == len(fields)  # flat names are unique
+  assert fields == {(d.section, d.field) for d in StyleConfig.declarations()}
+  assert len({d.field for d in StyleConfig.declarations()}) == len(fields)  # flat names are unique
 
 
 @pytest.mark.parametrize(
@@ -104,7 +110,12 @@ def test_every_field_has_a_flag_and_every_flag_a_field():
     ({"b1": 1.0}, "b1 must be in"),
     ({"scales": (512, 256)}, "scales must go from coarse to fine"),
     ({"style_blend": (0.0, 0.0)}, "style_blend weights must not all be zero"),
-    ({"steps": 2.5}, "steps must be a non-negative integer"),
+    ({"steps": 2.5}, "steps must be an integer"),
+    ({"steps": -1}, "steps must be a non-negative integer"),
+    ({"size": "big"}, "size must be an integer or none"),
+    ({"scales": (256, "x")}, "scales must be a non-empty tuple, each an integer or one of auto or none"),
+    ({"tile": "whole"}, "tile must be an integer or one of auto"),
+    ({"clip": 1}, "clip must be true or false"),
     ({"chunk": 0}, "chunk must be a positive integer"),
     ({"no_such_setting": 1}, "unknown setting 'no_such_setting'"),
     ({"optimizer": "adam"}, "kind="),
@@ -125,29 +136,78 @@ def test_switching_optimizer_kind_resets_the_learning_rate_unless_given():
 
 def test_auto_scales_resolve_against_the_size():
   assert config.auto_scales(1024) == (256, 512, 1024)
-  assert presets.gatys(size=1024, scales="auto").images.scales == (256, 512, 1024)
-  assert presets.gatys(size=200, scales="auto").images.scales == (200,)
+  assert presets.gatys(size=1024, scales="auto").images.scales == "auto"  # as declared, until resolved
+  assert presets.gatys(size=1024, scales="auto").resolve().images.scales == (256, 512, 1024)
+  assert presets.gatys(size=200, scales="auto").resolve().images.scales == (200,)
 
 
 def test_an_automatic_ladder_follows_the_size_an_explicit_one_stays():
   base = presets.jaxstyle()
-  assert base.images.scales == (256, 512) and base.images.output_size == 512
-  assert base.set(size=1024).images.scales == (256, 512, 1024)
-  assert base.set(size=256).images.scales == (256,)
-  assert base.set(size=None).images.scales is None and base.set(size=None).images.output_size is None
-  assert base.set(size=384, scales=(192, 384)).images.scales == (192, 384)
-  assert presets.gatys(scales=(100, 300)).set(size=256).images.scales == (100, 300)
-  assert config.from_flags(base, {"size": 1024}).images.output_size == 1024  # as the CLI builds it
+  assert base.resolve().images.scales == (256, 512) and base.images.output_size == 512
+  assert base.set(size=1024).resolve().images.scales == (256, 512, 1024)
+  assert base.set(size=256).resolve().images.scales == (256,)
+  assert base.set(size=None).resolve().images.scales is None and base.set(size=None).images.output_size is None
+  assert base.set(size=384, scales=(192, 384)).resolve().images.scales == (192, 384)
+  assert presets.gatys(scales=(100, 300)).set(size=256).resolve().images.scales == (100, 300)
+  assert fields.from_flags(base, {"size": 1024}).resolve().images.output_size == 1024  # as the CLI builds it
+  resolved = base.resolve()
+  assert resolved.resolve() is resolved and resolved.set(size=1024).images.scales == (256, 512)
 
 
 def test_loss_defaults_are_the_loss_spec_defaults():
-  from jaxstyle import losses
+  from jaxstyle.objective import losses
 
   assert config.LossSettings().spec() == losses.LossSpec()
 
 
 def test_resumable_fields_are_the_run_intervals():
-  assert config.resumable_fields() == {"run.steps", "run.report_every", "run.save_every", "run.chunk"}
+  assert StyleConfig.resumable_fields() == {"run.steps", "run.report_every", "run.save_every", "run.chunk"}
+  assert TrainSettings.resumable_fields() == {"steps", "report_every", "eval_every", "checkpoint_every"}
+
+
+@pytest.mark.parametrize(
+  "annotation,text,value",
+  [
+    (int, "12", 12),
+    (float, "0.25", 0.25),
+    (int | None, "none", None),
+    (Literal["a", "b"], "b", "b"),
+    (tuple[int, ...], "256,512", (256, 512)),
+    (tuple[float, ...] | None, "0.5,0.5", (0.5, 0.5)),
+    (int | Literal["auto"] | None, "auto", "auto"),
+    (int | Literal["auto"] | None, "64", 64),
+    (int | tuple[int, ...] | None, "300,100", (300, 100)),
+    (int | tuple[int, ...] | None, "300", 300),
+    (tuple[int, ...] | Literal["auto"] | None, "256", (256,)),
+  ],
+)
+def test_codecs_follow_from_the_type(annotation, text, value):
+  codec = fields.codec_for(annotation)
+  assert codec.parse(text) == value
+  assert codec.holds(value) and codec.parse(codec.format(value)) == value
+
+
+def test_every_family_shares_one_base_and_its_flags_round_trip():
+  for family in (StyleConfig, FastSettings, TrainSettings):
+    assert issubclass(family, fields.Settings)
+    want = family().set() if family is not StyleConfig else presets.gatys()
+    words = fields.to_flags(want)
+    parser = cli.common.Parser(prog="t")
+    cli.common.add_setting_flags(parser, family.declarations())
+    assert (
+      fields.from_flags(family() if family is not StyleConfig else presets.gatys(), vars(parser.parse_args(words)))
+      == want
+    )
+
+
+def test_the_fast_settings_reuse_the_picture_declarations():
+  picture = {f.name for f in dataclasses.fields(PictureSettings)}
+  assert picture <= {f.name for f in dataclasses.fields(FastSettings)}
+  assert picture <= {f.name for f in dataclasses.fields(config.ImageSettings)}
+  with pytest.raises(ValueError, match="style_blend weights must not all be zero"):
+    FastSettings(style_blend=(0.0,))
+  with pytest.raises(ValueError, match="size must be at least 5"):
+    FastSettings(size=4)
 
 
 def test_neural_style_preset_is_jcjohnsons_defaults():

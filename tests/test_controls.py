@@ -1,6 +1,5 @@
 """Perceptual controls: colour, scales, style scale, init, mask, output formats."""
 
-import dataclasses
 import json
 import shlex
 import struct
@@ -11,8 +10,10 @@ import pytest
 from PIL import Image
 
 import jaxstyle as js
-from jaxstyle import cli, color, images, problem, sweep
-from jaxstyle.config import ImageSettings, auto_scales
+from jaxstyle import cli
+from jaxstyle.io import color, images
+from jaxstyle.optim import problem, sweep
+from jaxstyle.settings.style import ImageSettings, auto_scales
 from tests.conftest import rng_image, tiny
 
 CONTENT = 0.25 + 0.5 * rng_image(0, 32, 40)  # mid-range, so recombined colours stay in gamut
@@ -67,7 +68,7 @@ def test_coarse_steps_one_count_per_scale(tiny_params):
     tiny(scales=(24, 40, 64), coarse_steps=(4, 2, 1))
   with pytest.raises(ValueError, match="coarse_steps has 1 counts for 0 coarse scales"):
     tiny(coarse_steps=(4,))
-  codec = {f.name: f for f in dataclasses.fields(ImageSettings)}["coarse_steps"].metadata["codec"]
+  codec = next(d.codec for d in ImageSettings.declarations() if d.field == "coarse_steps")
   assert codec.parse("300,100") == (300, 100) and codec.parse("300") == 300 and codec.parse("none") is None
   assert codec.parse(codec.format((3, 1))) == (3, 1)
 
@@ -211,7 +212,7 @@ def test_sweep_with_preserved_colour(tiny_params):
 
 
 def test_guided_gram_matches_numpy_and_reduces_to_the_plain_gram():
-  from jaxstyle import losses
+  from jaxstyle.objective import losses
 
   rng = np.random.default_rng(5)
   f = rng.normal(size=(2, 6, 8, 4)).astype(np.float32)

@@ -7,8 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxstyle import cli, color, fast, images, magenta
-from jaxstyle.fast import FastSettings, Networks
+from jaxstyle import cli
+from jaxstyle.fast import stylize as fast
+from jaxstyle.fast.stylize import Networks
+from jaxstyle.io import color, images
+from jaxstyle.nets import magenta
+from jaxstyle.settings.fast import BUILTIN, FastSettings
 from tests.conftest import rng_image
 
 PREDICTOR = magenta.StylePredictor(stem=4, blocks=((1, 4, 1, 1), (2, 6, 2, 2)), head=8, style_dim=5)
@@ -108,9 +112,9 @@ def test_bad_settings(changes, match):
 
 
 def test_builtin_flag_round_trip():
-  assert fast.BUILTIN.parse("3") == ((3, 1.0),)
-  v = fast.BUILTIN.parse("3:0.5,12:0.5")
-  assert v == ((3, 0.5), (12, 0.5)) and fast.BUILTIN.parse(fast.BUILTIN.format(v)) == v
+  assert BUILTIN.parse("3") == ((3, 1.0),)
+  v = BUILTIN.parse("3:0.5,12:0.5")
+  assert v == ((3, 0.5), (12, 0.5)) and BUILTIN.parse(BUILTIN.format(v)) == v
 
 
 # --------------------------------------------------------------------------- the real networks, through the CLI

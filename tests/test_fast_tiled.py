@@ -5,8 +5,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxstyle import cli, fast, fast_tiled, images, magenta
-from jaxstyle.fast import FastSettings, Networks
+from jaxstyle import cli
+from jaxstyle.fast import stylize as fast
+from jaxstyle.fast import tiled as fast_tiled
+from jaxstyle.fast.stylize import Networks
+from jaxstyle.io import images
+from jaxstyle.nets import magenta
+from jaxstyle.settings.fast import FastSettings
 from tests.conftest import rng_image
 
 TRANSFORMER = magenta.Transformer(contract=(3, 4, 6), expand=(4, 3), residual_blocks=2, style_dim=5)
@@ -43,11 +48,12 @@ def rel(got, want):
 def test_tiled_equals_the_whole_image(params, name, hw, tile, images_, conds, narrow):
   model, p = MODELS[name], params[name]
   x, c = inputs(model, hw, images_, conds)
-  halo = fast_tiled.min_halo(model)
+  halo = magenta.halo(model)
   plan = fast_tiled.tile_plan(*hw, tile, halo=halo)
-  assert min(plan.grid) >= 2 and max(w < s for w, s in zip(plan.window, plan.padded, strict=True))  # real halos
+  padded = tuple(n + -n % 4 for n in hw)
+  assert min(plan.grid) >= 2 and max(w < s for w, s in zip(plan.window, padded, strict=True))  # real halos
   got = fast_tiled.transfer_tiled(p, x, c, tile=tile)
-  want = np.asarray(magenta._apply(model, p, jnp.asarray(x), jnp.asarray(c)))  # the untiled network
+  want = np.asarray(magenta.run(model, p, jnp.asarray(x), jnp.asarray(c)))  # the untiled network
   assert got.shape == want.shape == (conds, *hw, 3)
   assert rel(got, want) < RTOL, rel(got, want)
   if narrow:  # one stride less than the receptive field's radius is measurably wrong (these cut within it)
@@ -56,8 +62,8 @@ def test_tiled_equals_the_whole_image(params, name, hw, tile, images_, conds, na
 
 
 def test_the_halo_of_the_real_networks():
-  assert fast_tiled.min_halo(magenta.Transformer()) == 56 and fast_tiled.min_halo(magenta.MultiStyle26()) == 64
-  assert fast_tiled.min_halo(TRANSFORMER) == 32 and fast_tiled.min_halo(MULTI) == 24
+  assert magenta.halo(magenta.Transformer()) == 56 and magenta.halo(magenta.MultiStyle26()) == 64
+  assert magenta.halo(TRANSFORMER) == 32 and magenta.halo(MULTI) == 24
 
 
 def test_one_compilation_for_every_tile_and_pass(params):
@@ -74,10 +80,10 @@ def test_one_compilation_for_every_tile_and_pass(params):
 @pytest.mark.parametrize("hw,tile,halo", [((101, 87), 20, 24), ((8, 200), 7, 12), ((37, 37), 64, 8)])
 def test_tile_plan_cores_partition_the_padded_image(hw, tile, halo):
   plan = fast_tiled.tile_plan(*hw, tile, halo=halo)
-  ph, pw = plan.padded
+  ph, pw = tuple(n + -n % 4 for n in hw)
   assert ph % 4 == pw % 4 == 0 and ph - 4 < hw[0] <= ph and pw - 4 < hw[1] <= pw
-  cover = np.zeros(plan.padded, int)
-  for (top, left, bottom, right), (r, c) in zip(plan.cores, plan.starts, strict=True):
+  cover = np.zeros((ph, pw), int)
+  for (top, left, bottom, right), (r, c) in zip(plan.boxes((ph, pw)), plan.starts, strict=True):
     cover[top:bottom, left:right] += 1
     assert all(v % 4 == 0 for v in (top, left, bottom, right, r, c))
     assert 0 <= r and r + plan.window[0] <= ph and 0 <= c and c + plan.window[1] <= pw
@@ -90,7 +96,7 @@ def test_tile_plan_cores_partition_the_padded_image(hw, tile, halo):
 def test_stylize_whole_tiled_and_auto(params):
   p = params["transformer"]
   x, c = inputs(TRANSFORMER, (40, 52), 1, 1, seed=4)
-  want = np.asarray(magenta._apply(TRANSFORMER, p, jnp.asarray(x), jnp.asarray(c)))
+  want = np.asarray(magenta.run(TRANSFORMER, p, jnp.asarray(x), jnp.asarray(c)))
   for tile in (None, "auto", 16):  # auto: this fits, so the whole image
     assert rel(fast_tiled.stylize(p, x, c, tile=tile), want) < RTOL
   # too little memory for the whole image: the largest tile whose window's share fits

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxstyle import images
-from jaxstyle.images import ImageError
+from jaxstyle.io import images
+from jaxstyle.io.images import ImageError
 
 
 def save(tmp_path, name, im, **kw):

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxstyle import lbfgs
+from jaxstyle.optim import lbfgs
 
 
 def quadratic(a, b):

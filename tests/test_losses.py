@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxstyle import losses
+from jaxstyle.objective import losses
 from tests.conftest import variants
 
 RTOL, ATOL = 1e-5, 1e-6

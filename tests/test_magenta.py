@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxstyle import magenta as mg
 from jaxstyle.errors import InputError
+from jaxstyle.nets import magenta as mg
 
 # Tiny networks with every feature of the real ones: stride-2 stages, residual and non-residual blocks,
 # expansion 1 and > 1, three contracting and two expanding layers, several residual blocks.

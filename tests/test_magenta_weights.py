@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
-from jaxstyle import magenta as mg
-from jaxstyle import magenta_weights as mw
 from jaxstyle.errors import WeightsError
-from jaxstyle.images import load_image, resize
+from jaxstyle.io import magenta_weights as mw
+from jaxstyle.io.images import load_image, resize
+from jaxstyle.nets import magenta as mg
 
 TINY_PREDICTOR = mg.StylePredictor(stem=4, blocks=((1, 4, 1, 1), (2, 6, 2, 2), (2, 8, 2, 2)), head=12, style_dim=5)
 TINY_TRANSFORMER = mg.Transformer(contract=(3, 4, 6), expand=(4, 3), residual_blocks=2, style_dim=5)
@@ -79,20 +79,20 @@ def test_round_trip_multistyle26(tmp_path, tiny):
 
 def test_init_shapes_are_checked(tiny):
   model, params = tiny["transformer"]
-  assert_trees_equal(mw.check_params(params, model), params)
+  assert_trees_equal(mw.check_model_params(params, model), params)
   with pytest.raises(WeightsError, match="expected float32") as e:
-    mw.check_params(params, mg.Transformer(contract=(3, 4, 8), expand=(4, 3), residual_blocks=2, style_dim=5))
+    mw.check_model_params(params, mg.Transformer(contract=(3, 4, 8), expand=(4, 3), residual_blocks=2, style_dim=5))
   one_line(e)
   with pytest.raises(WeightsError, match="missing") as e:
-    mw.check_params({k: v for k, v in params.items() if k != "expand3"}, model)
+    mw.check_model_params({k: v for k, v in params.items() if k != "expand3"}, model)
   one_line(e)
   bad = jax.tree.map(np.asarray, params)
   bad["contract1"]["bias"] = bad["contract1"]["bias"].astype(np.float64)
   with pytest.raises(WeightsError, match="contract1/bias is float64"):
-    mw.check_params(bad, model)
+    mw.check_model_params(bad, model)
   bad["contract1"]["bias"] = np.full((3,), np.nan, np.float32)
   with pytest.raises(WeightsError, match="non-finite"):
-    mw.check_params(bad, model)
+    mw.check_model_params(bad, model)
 
 
 def test_wrong_shape_in_file_is_refused(tmp_path, tiny):
@@ -238,7 +238,7 @@ def test_quantized_graph_converts_to_our_layout(model, convert):
   proto, expected = _quantized_graph(model)
   params = convert(proto, model)
   assert_trees_equal(params, expected)
-  mw.check_params(params, model)
+  mw.check_model_params(params, model)
 
 
 def test_converter_checks_strides():

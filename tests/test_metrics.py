@@ -7,7 +7,9 @@ import functools
 import numpy as np
 import pytest
 
-from jaxstyle import images, metrics, vgg
+from jaxstyle.io import images
+from jaxstyle.nets import vgg
+from jaxstyle.objective import metrics
 from tests.conftest import VARIANTS, variants
 
 RTOL, ATOL = 1e-4, 1e-6

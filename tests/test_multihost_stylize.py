@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 import jaxstyle as js
-from jaxstyle import cli, images
+from jaxstyle import cli
+from jaxstyle.io import images
 from tests.conftest import rng_image, tiny
 from tests.multihost import free_port, run_two_processes
 
@@ -41,14 +42,15 @@ def inputs():
 SCRIPT = textwrap.dedent(
   """
   import jaxstyle as js
-  from jaxstyle import multiscale, optimize
+  from jaxstyle.optim import stylize as multiscale
+  from jaxstyle.optim import loop as optimize
   from tests.test_multihost_stylize import configs, inputs
 
   spread, used = optimize._spread, []
 
   def record(static, *a, **k):  # the devices each run's tiles are spread over
     out = spread(static, *a, **k)
-    used.append([d.process_index for d in out[0].devices or ()])
+    used.append([d.process_index for d in out[0].tiling.devices or ()])
     return out
 
   optimize._spread = record

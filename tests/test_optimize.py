@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 
 import jaxstyle as js
-from jaxstyle import optimize, presets
+from jaxstyle import objective
+from jaxstyle.optim import loop, step
+from jaxstyle.optim.step import Static
+from jaxstyle.settings import presets
 from tests import conftest
-from tests.conftest import rng_image
+from tests.conftest import rng_image, targets_for
 
 CONTENT = rng_image(0, 32, 40)
 STYLE = rng_image(1, 40, 32)
@@ -61,9 +64,9 @@ def test_loss_decreases(tiny_params, config):
 def test_history_starts_at_the_initial_loss(tiny_params):
   config = tiny(steps=3, report_every=3)
   r = js.stylize(CONTENT, STYLE, config, params=tiny_params)
-  targets = optimize.compute_targets(tiny_params, CONTENT, STYLE, config)
-  static = optimize.Static.from_config(config)
-  f0, _ = optimize.objective(CONTENT, tiny_params, targets, config.loss.weights(), static=static)
+  targets = targets_for(tiny_params, CONTENT, STYLE, config)
+  static = Static.from_config(config)
+  f0, _ = objective.objective(CONTENT, tiny_params, targets, config.loss.weights(), form=static.form)
   np.testing.assert_allclose(r.history["total"][0], f0, rtol=1e-5)
   assert list(r.history["step"]) == [3]
 
@@ -104,14 +107,14 @@ def test_clip_is_honoured_by_every_optimizer(tiny_params, changes):
   """Every iterate (not only the returned image, which is always clipped) stays in [0, 1]
   with ``clip``; without it the same run leaves [0, 1], so the check can fail."""
   base = tiny(steps=4, style_weight=1e9, init="noise", **changes)
-  targets = optimize.compute_targets(tiny_params, CONTENT, STYLE, base)
+  targets = targets_for(tiny_params, CONTENT, STYLE, base)
   x0 = jnp.asarray(np.random.default_rng(0).uniform(0, 1, CONTENT.shape), jnp.float32)
 
   def iterate(config):
-    static = optimize.Static.from_config(config)
+    static = Static.from_config(config)
     weights = config.loss.weights()
-    state = optimize.init_state(x0, tiny_params, targets, weights, static=static)
-    fn = jax.jit(lambda x, s: optimize.run_chunk(x, s, 4, tiny_params, targets, weights, static=static))
+    state = step.init_state(x0, tiny_params, targets, weights, static=static)
+    fn = jax.jit(lambda x, s: step.run_chunk(x, s, 4, tiny_params, targets, weights, static=static))
     return np.asarray(fn(x0, state)[0])
 
   clipped, free = iterate(base.set(clip=True)), iterate(base.set(clip=False))
@@ -121,7 +124,7 @@ def test_clip_is_honoured_by_every_optimizer(tiny_params, changes):
 
 def test_reports_and_saves_do_not_shrink_chunks(tiny_params):
   """--save-every 7 --report-every 25: chunks end where either is due, not after every step."""
-  from jaxstyle import compilation
+  from jaxstyle.runtime import compilation
 
   config = tiny(steps=50, report_every=25, save_every=7, chunk=50, seed=11)
   calls = []
@@ -133,23 +136,23 @@ def test_reports_and_saves_do_not_shrink_chunks(tiny_params):
 
 
 def test_chunk_boundaries():
-  assert optimize.boundaries(0, 30, every=(25, 7), chunk=50) == [7, 14, 21, 25, 28, 30]
-  assert optimize.boundaries(0, 10, every=(None,), chunk=4) == [4, 8, 10]
-  assert optimize.boundaries(20, 30, every=(25,), chunk=50) == [25, 30]
-  assert optimize.boundaries(5, 5, every=(3,), chunk=50) == []
+  assert loop.boundaries(0, 30, every=(25, 7), chunk=50) == [7, 14, 21, 25, 28, 30]
+  assert loop.boundaries(0, 10, every=(None,), chunk=4) == [4, 8, 10]
+  assert loop.boundaries(20, 30, every=(25,), chunk=50) == [25, 30]
+  assert loop.boundaries(5, 5, every=(3,), chunk=50) == []
 
 
 @pytest.mark.parametrize("opt", ["lbfgs", "adam"])
 def test_vmap_over_weightings_equals_loop(tiny_params, opt):
   """One batched program over three (alpha, beta, tv) settings equals three runs."""
   config = tiny(kind=opt, learning_rate=1.0 if opt == "lbfgs" else 0.05, steps=6, report_every=3)
-  targets = optimize.compute_targets(tiny_params, CONTENT, STYLE, config)
+  targets = targets_for(tiny_params, CONTENT, STYLE, config)
   members = [config.set(style_weight=s, tv_weight=t) for s, t in [(1e2, 0.0), (1e3, 1e-3), (1e4, 1e-2)]]
   stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *[m.loss.weights() for m in members])
   x0 = np.broadcast_to(CONTENT, (3,) + CONTENT.shape)
-  batch = optimize.optimize(x0, tiny_params, targets, stacked, config, batched=True)
+  batch = loop.optimize(x0, tiny_params, targets, stacked, config, batched=True)
   for i, m in enumerate(members):
-    one = optimize.optimize(CONTENT, tiny_params, targets, m.loss.weights(), config)
+    one = loop.optimize(CONTENT, tiny_params, targets, m.loss.weights(), config)
     np.testing.assert_allclose(batch.history["total"][i], one.history["total"], rtol=2e-3)
     np.testing.assert_allclose(batch.losses["total"][i], one.losses["total"], rtol=2e-3)
     np.testing.assert_allclose(batch.image[i], one.image, atol=2e-3)
@@ -186,7 +189,7 @@ def test_lbfgs_line_search_takes_a_value_and_grad_fn():
   route), else with ``jax.value_and_grad(value_fn)``: the same step either way."""
   import optax
 
-  from jaxstyle import lbfgs
+  from jaxstyle.optim import lbfgs
 
   f = lambda x: jnp.sum((x - jnp.arange(4.0)) ** 2 * jnp.arange(1.0, 5.0))  # noqa: E731
   traced = []
@@ -208,5 +211,5 @@ def test_lbfgs_line_search_takes_a_value_and_grad_fn():
 
 def test_every_optimizer_gets_extra_args_it_takes():
   f = g = lambda x: x  # noqa: E731
-  assert optimize.extra_args(presets.gatys().optimizer, f, g) == {"value_fn": f, "value_and_grad_fn": g}
-  assert optimize.extra_args(presets.gatys(line_search="zoom").optimizer, f, g) == {"value_fn": f}
+  assert step.extra_args(presets.gatys().optimizer, f, g) == {"value_fn": f, "value_and_grad_fn": g}
+  assert step.extra_args(presets.gatys(line_search="zoom").optimizer, f, g) == {"value_fn": f}

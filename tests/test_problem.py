@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import jaxstyle as js
-from jaxstyle import images, problem
+from jaxstyle.io import images
+from jaxstyle.optim import problem
 from tests.conftest import CONTENT, STYLE, rng_image, tiny
 
 

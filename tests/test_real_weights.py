@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 
 import jaxstyle as js
-from jaxstyle import images, presets, weights
+from jaxstyle.io import images
+from jaxstyle.io import vgg_weights as weights
+from jaxstyle.optim.step import Static
+from jaxstyle.settings import presets
+from tests.conftest import targets_for
 
 pytestmark = pytest.mark.real_weights
 
@@ -76,17 +80,18 @@ def test_winograd_objective_equals_direct(real_params, shared_images):
   import jax
   import jax.numpy as jnp
 
-  from jaxstyle import optimize, vgg
+  from jaxstyle import objective
+  from jaxstyle.nets import vgg
 
   content = images.load_image(shared_images / "tubingen.jpg", size=96)
   style = images.load_image(shared_images / "starry_night.jpg", size=96)
   config = presets.gatys(size=None)
-  targets = optimize.compute_targets(real_params, content, style, config)
-  static = optimize.Static.from_config(config)
-  wino = vgg.prepare(real_params, "winograd", layers=static.layers)
+  targets = targets_for(real_params, content, style, config)
+  static = Static.from_config(config)
+  wino = vgg.prepare(real_params, "winograd", layers=static.form.layers)
   assert "winograd_fwd" in wino["conv2_2"] and "winograd_fwd" not in wino["conv2_1"]  # from 128 channels
   f = jax.jit(
-    jax.value_and_grad(lambda x, p: optimize.objective(x, p, targets, config.loss.weights(), static=static)[0])
+    jax.value_and_grad(lambda x, p: objective.objective(x, p, targets, config.loss.weights(), form=static.form)[0])
   )
   noisy = np.clip(content + 0.1 * np.random.default_rng(0).normal(size=content.shape), 0, 1).astype(np.float32)
   for x in (content, noisy):
@@ -100,7 +105,7 @@ def test_default_recipe_repaints_more_than_the_paper_and_keeps_a_calm_border(rea
   closer to the style than the paper's weighting from the content (which leaves the photo nearly
   untouched), and its border rows are no busier than the interior. (At 128 px the 2-px frame is too
   large a share of the picture: every recipe, neural-style's too, lands between 0.95 and 1.08.)"""
-  from jaxstyle import metrics
+  from jaxstyle.objective import metrics
 
   content = images.load_image(shared_images / "tubingen.jpg", size=192)
   style = images.load_image(shared_images / "the_scream.jpg")

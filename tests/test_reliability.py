@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 
 import jaxstyle as js
-from jaxstyle import cli, images, optimize
-from tests.conftest import rng_image, tiny
+from jaxstyle import cli
+from jaxstyle.io import images
+from jaxstyle.optim import loop as optimize
+from tests.conftest import rng_image, targets_for, tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTENT = rng_image(0, 32, 40)
@@ -123,7 +125,7 @@ def test_lbfgs_recovers_from_one_non_finite_chunk(tiny_params, monkeypatch):
 
   monkeypatch.setattr(optimize, "compiled", wrapped)
   config = tiny()
-  targets = optimize.compute_targets(tiny_params, CONTENT, STYLE, config)
+  targets = targets_for(tiny_params, CONTENT, STYLE, config)
   r = optimize.optimize(CONTENT, tiny_params, targets, config.loss.weights(), config)
   assert poisoned == [3]
   assert r.status == "completed" and r.lbfgs_resets == 1 and r.step == 6

@@ -4,7 +4,8 @@ import json
 
 import numpy as np
 
-from jaxstyle import cli, images, plot
+from jaxstyle import cli
+from jaxstyle.io import images, plot
 from tests.conftest import rng_image
 
 

@@ -14,8 +14,11 @@ import pytest
 from PIL import Image
 
 import jaxstyle as js
-from jaxstyle import cli, images, optimize, presets, sweep
-from tests.conftest import rng_image
+from jaxstyle import cli
+from jaxstyle.io import images
+from jaxstyle.optim import sweep
+from jaxstyle.settings import presets
+from tests.conftest import rng_image, targets_for
 
 CONTENT = rng_image(0, 32, 40)
 STYLE = rng_image(1, 40, 32)
@@ -97,19 +100,21 @@ def test_blend_of_one_style_at_weight_one_equals_that_style(tiny_params):
 
 def test_blend_targets_are_weighted_gram_means(tiny_params):
   config = base(style_blend=(3.0, 1.0))
-  t = optimize.compute_targets(tiny_params, CONTENT, [STYLE, STYLE2], config)
-  t1 = optimize.compute_targets(tiny_params, CONTENT, STYLE, base())
-  t2 = optimize.compute_targets(tiny_params, CONTENT, STYLE2, base())
+  t = targets_for(tiny_params, CONTENT, [STYLE, STYLE2], config)
+  t1 = targets_for(tiny_params, CONTENT, STYLE, base())
+  t2 = targets_for(tiny_params, CONTENT, STYLE2, base())
   for k in t.style:
     np.testing.assert_allclose(t.style[k], 0.75 * t1.style[k] + 0.25 * t2.style[k], rtol=1e-5, atol=1e-6)
   with pytest.raises(ValueError, match="2 weights for 1 style"):
-    optimize.compute_targets(tiny_params, CONTENT, [STYLE], base(style_blend=(1.0, 2.0)))
+    targets_for(tiny_params, CONTENT, [STYLE], base(style_blend=(1.0, 2.0)))
 
 
 SHARDED = textwrap.dedent(
   """
   import jax, numpy as np
-  from jaxstyle import presets, sweep, vgg
+  from jaxstyle.settings import presets
+  from jaxstyle.optim import sweep
+  from jaxstyle.nets import vgg
   from tests.conftest import rng_image
   assert jax.device_count() == 4, jax.devices()
   params = vgg.init_params(jax.random.key(0), widths=(4, 8, 8, 8, 8))
@@ -137,7 +142,7 @@ def test_sharded_equals_unsharded_on_four_cpu_devices():
 
 MULTIHOST = textwrap.dedent(
   """
-  from jaxstyle import sweep
+  from jaxstyle.optim import sweep
   from tests.test_sweep import CONTENT, STYLE, multihost_case
   config, w = multihost_case()
   # every process passes the same inputs; devices=jax.devices(): the mesh spans both processes

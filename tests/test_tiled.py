@@ -20,8 +20,18 @@ import numpy as np
 import pytest
 
 import jaxstyle as js
-from jaxstyle import checkpoint, cli, compilation, config, images, losses, objective, optimize, presets, tiled, vgg
-from tests.conftest import rng_image, tiny
+from jaxstyle import cli, objective
+from jaxstyle.io import images
+from jaxstyle.nets import vgg
+from jaxstyle.objective import losses, tiled
+from jaxstyle.objective import targets as targets_module
+from jaxstyle.optim import loop as optimize
+from jaxstyle.optim.step import Static
+from jaxstyle.optim.stylize import load_checkpoint
+from jaxstyle.runtime import memory
+from jaxstyle.settings import fields, presets
+from jaxstyle.settings import style as config
+from tests.conftest import rng_image, targets_for, tiny
 from tests.multihost import run_two_processes
 
 # Relative tolerance on the value and parts, and on max|grad - ref| / max|ref|: float32
@@ -175,9 +185,14 @@ def test_tile_plan():
   assert plan.origins[:3] == ((0, 0), (0, 32), (0, 64)) and plan.origins[-1] == (32, 192)
   # windows start a halo before their cores, moved into [0, 7 x 32 - 192]
   assert [s[1] for s in plan.starts[:7]] == [0, 0, 0, 16, 32, 32, 32] and {s[0] for s in plan.starts} == {0}
-  assert plan.shapes == {"relu1_1": (37, 210), "relu4_2": (4, 26), "relu5_1": (2, 13)}
-  assert plan.strides == {"relu1_1": 1, "relu4_2": 8, "relu5_1": 16}
-  assert tiled.min_halo(["relu4_2"]) == 40 and tiled.min_halo(["conv1_1"]) == 1 and tiled.min_halo(["pool5"]) == 128
+  layers = ("relu1_1", "relu4_2", "relu5_1")
+  assert {n: vgg.layer_shape(n, (37, 210)) for n in layers} == {
+    "relu1_1": (37, 210),
+    "relu4_2": (4, 26),
+    "relu5_1": (2, 13),
+  }
+  assert {n: vgg.layer_stride(n) for n in layers} == {"relu1_1": 1, "relu4_2": 8, "relu5_1": 16}
+  assert vgg.halo(["relu4_2"]) == 40 and vgg.halo(["conv1_1"]) == 1 and vgg.halo(["pool5"]) == 128
   # a core never exceeds the image (rounded up to the stride); non-square tiles
   one = tiled.tile_plan(37, 53, 1000, ["relu3_1"])
   assert one.core == one.window == (40, 56) and one.starts == ((0, 0),)  # one tile: no halo
@@ -197,7 +212,7 @@ def test_a_narrower_halo_is_wrong(tiny_params, monkeypatch):
   image, kw = setup(
     tiny_params, SHALLOW, hw=c["hw"], spec=c["spec"], pooling="avg", regions=True, mask=True, gains=True
   )
-  monkeypatch.setattr(tiled, "min_halo", lambda layers: 0)
+  monkeypatch.setattr(vgg, "halo", lambda layers: 0)
   with pytest.raises(AssertionError):
     assert_matches(image, tiny_params, kw, 8, halo=8)
 
@@ -272,16 +287,16 @@ def test_targets_tiled_with_the_run_and_under_auto(tiny_params, monkeypatch):
   image does not fit."""
   content = rng_image(1, *HW)
   cfg = tiny()
-  whole = objective.compute_targets(tiny_params, content, STYLES, cfg, per_style=True)
+  whole = targets_for(tiny_params, content, STYLES, cfg, per_style=True)
   calls = []
   real = tiled.tiled_features
   monkeypatch.setattr(tiled, "tiled_features", lambda *a, **kw: calls.append(kw["tile"]) or real(*a, **kw))
-  by_tile = objective.compute_targets(tiny_params, content, STYLES, cfg.set(tile=24), per_style=True)
-  auto = objective.compute_targets(tiny_params, content, STYLES, cfg.set(tile="auto"), per_style=True)
+  by_tile = targets_for(tiny_params, content, STYLES, cfg.set(tile=24), per_style=True)
+  auto = targets_for(tiny_params, content, STYLES, cfg.set(tile="auto"), per_style=True)
   assert calls == [24, 24, 24]  # the content and both styles, and nothing under auto
-  monkeypatch.setattr(compilation, "available_memory", lambda device: 1)
-  monkeypatch.setattr(objective, "TARGET_TILE", 32)
-  short = objective.compute_targets(tiny_params, content, STYLES, cfg.set(tile="auto"), per_style=True)
+  monkeypatch.setattr(memory, "available_memory", lambda device: 1)
+  monkeypatch.setattr(targets_module, "TARGET_TILE", 32)
+  short = targets_for(tiny_params, content, STYLES, cfg.set(tile="auto"), per_style=True)
   assert calls == [24, 24, 24, 32, 32, 32]
   for t in (by_tile, auto, short):
     for a, b in zip(jax.tree.leaves(t), jax.tree.leaves(whole), strict=True):
@@ -293,7 +308,7 @@ SHARDED = textwrap.dedent(
   import pickle, sys
   import jax, numpy as np
   jax.config.update("jax_numpy_rank_promotion", "raise")
-  from jaxstyle import tiled
+  from jaxstyle.objective import tiled
   from tests.test_tiled import CASES, setup
   assert jax.device_count() == 4, jax.devices()
   c = dict(CASES["shallow-avg-direct-regions-mask-gains"])
@@ -356,25 +371,28 @@ def test_objective_value_and_gradient_tiled_equal_whole(tiny_params):
   regions, mask = _regions_and_mask(*HW_NEAR)
   content = rng_image(1, *HW_NEAR)
   cfg = tiny(tv_weight=1e3, **NEAR)
-  targets = objective.compute_targets(tiny_params, content, STYLES, cfg, per_style=True)
+  targets = targets_for(tiny_params, content, STYLES, cfg, per_style=True)
   targets = targets._replace(
     regions=jnp.asarray(np.stack(regions)), mask=jnp.asarray(mask[..., None]), anchor=jnp.asarray(content)
   )
-  whole, tiles = objective.Static.from_config(cfg), objective.Static.from_config(cfg.set(tile=17))
-  assert (whole.tile, tiles.tile, objective.Static.from_config(cfg.set(tile="auto")).tile) == (None, 17, None)
+  whole, tiles = Static.from_config(cfg), Static.from_config(cfg.set(tile=17))
+  assert (whole.tile, tiles.tile, Static.from_config(cfg.set(tile="auto")).tile) == (None, 17, None)
   args = (tiny_params, targets, cfg.loss.weights())
   x = jnp.asarray(rng_image(5, *HW_NEAR))
-  v0, g0 = jax.jit(objective.value_and_grad_fn(*args, static=whole))(x)
-  vjp = jax.value_and_grad(objective.value_fn(*args, static=tiles))
-  for f in (objective.value_and_grad_fn(*args, static=tiles), vjp):  # not jitted: both run the one tiled executable
+  v0, g0 = jax.jit(objective.value_and_grad_fn(*args, form=whole.form))(x)
+  vjp = jax.value_and_grad(objective.value_fn(*args, form=tiles.form, tiling=tiles.tiling))
+  for f in (
+    objective.value_and_grad_fn(*args, form=tiles.form, tiling=tiles.tiling),
+    vjp,
+  ):  # not jitted: both run the one tiled executable
     v1, g1 = f(x)
     np.testing.assert_allclose(v1, v0, rtol=RTOL)
     assert float(jnp.max(jnp.abs(g1 - g0)) / jnp.max(jnp.abs(g0))) <= RTOL
-  (_, p0), (_, p1) = (objective.objective(x, *args, static=s) for s in (whole, tiles))
+  (_, p0), (_, p1) = (objective.objective(x, *args, form=s.form, tiling=s.tiling) for s in (whole, tiles))
   for k in p0:
     np.testing.assert_allclose(p1[k], p0[k], rtol=RTOL, err_msg=k)
   with pytest.raises(NotImplementedError, match="total only"):
-    jax.grad(lambda x: objective.objective(x, *args, static=tiles)[1]["style"])(x)
+    jax.grad(lambda x: objective.objective(x, *args, form=tiles.form, tiling=tiles.tiling)[1]["style"])(x)
 
 
 def test_adam_run_tiled_equals_untiled_with_mask_and_regions(tiny_params):
@@ -423,7 +441,7 @@ def test_tile_setting_flag_and_record():
   assert parse("--tile", "auto").network.tile == "auto" and parse("--tile", "none").network.tile is None
   for value in (None, "auto", 192):
     want = presets.gatys(tile=value)
-    assert "--tile" in config.to_flags(want)
+    assert "--tile" in fields.to_flags(want)
     assert config.StyleConfig.from_dict(json.loads(json.dumps(want.to_dict()))) == want
     command = cli.stylize_command("/c.png", ["/s.png"], "/o.png", want, None)
     assert cli.config_from_args(cli.build_parser().parse_args(shlex.split(command)[1:])) == want
@@ -486,7 +504,7 @@ def test_sigint_stops_a_tiled_run_at_a_chunk_boundary(files):
   assert proc.returncode == 130 and "SIGINT at step" in err and "Traceback" not in err, err
   rec = json.loads(out.with_suffix(".json").read_text())
   assert rec["status"] == "interrupted" and 1 <= rec["steps_done"] < 100000
-  resume = checkpoint.load(ckpt, presets.get(presets.DEFAULT, size=40, steps=100000, report_every=1, tile=16))
+  resume = load_checkpoint(ckpt, presets.get(presets.DEFAULT, size=40, steps=100000, report_every=1, tile=16))
   assert resume.step >= 1
 
 
@@ -495,7 +513,7 @@ SPREAD = textwrap.dedent(
   import pickle, sys
   import jax, numpy as np
   jax.config.update("jax_numpy_rank_promotion", "raise")
-  from jaxstyle import optimize
+  from jaxstyle.optim import loop as optimize
   from tests.test_tiled import spread_problem
   assert jax.local_device_count() == 4, jax.devices()
   params = pickle.loads(open(sys.argv[2], "rb").read())
@@ -515,7 +533,7 @@ def spread_problem(params):
   """Three L-BFGS steps on a tiled image (6 tiles: two of 8 slots idle on 4 devices)."""
   cfg = tiny(steps=3, report_every=3, tile=24, **NEAR)
   content = rng_image(1, *HW_NEAR)
-  return jnp.asarray(content), optimize.compute_targets(params, content, STYLES[0], cfg), cfg
+  return jnp.asarray(content), targets_for(params, content, STYLES[0], cfg), cfg
 
 
 def test_optimize_spreads_tiles_over_local_devices(tiny_params, tmp_path):
@@ -545,7 +563,7 @@ def test_optimize_spreads_tiles_over_local_devices(tiny_params, tmp_path):
 
 MULTIHOST = textwrap.dedent(
   """
-  from jaxstyle import tiled
+  from jaxstyle.objective import tiled
   from tests.test_tiled import CASES, setup
   c = dict(CASES["shallow-avg-direct-regions-mask-gains"])
   del c["conv"]
@@ -588,7 +606,7 @@ def test_real_weights_cli_adam_tiled_equals_untiled(real_params, shared_images, 
   few of Adam's near-zero-gradient values by up to 8/255 at 128 px, exactly as much as
   whole-image Winograd against whole-image direct does.
   """
-  from jaxstyle import weights
+  from jaxstyle.io import vgg_weights as weights
 
   monkeypatch.setenv("JAXSTYLE_WEIGHTS", str(weights.default_path()))
   c, s = shared_images / "golden_gate.jpg", shared_images / "starry_night.jpg"

@@ -11,10 +11,14 @@ import jax
 import numpy as np
 import pytest
 
-from jaxstyle import config, magenta
-from jaxstyle import train as tr
 from jaxstyle.errors import InputError, WeightsError
-from jaxstyle.images import save_image
+from jaxstyle.fast import data
+from jaxstyle.fast import train as tr
+from jaxstyle.fast.model_file import flat_params, load_checkpoint, load_model, save_model
+from jaxstyle.io.checkpoint import CheckpointError
+from jaxstyle.io.images import save_image
+from jaxstyle.nets import magenta
+from jaxstyle.settings.train import TrainSettings
 from tests.conftest import rng_image
 
 TINY = magenta.Transformer(contract=(4, 4, 8), expand=(4, 4), residual_blocks=1, style_dim=8)
@@ -26,7 +30,7 @@ VECTOR = np.linspace(-0.5, 0.5, 8).astype(np.float32)
 
 def settings(**kw):
   """Every test shares these shapes and optimizer settings, so that they share one compiled step."""
-  return tr.TrainSettings(**{"size": 32, "batch": 2, "lr": 1e-2, "steps": 6, "report_every": 2, **kw})
+  return TrainSettings(**{"size": 32, "batch": 2, "lr": 1e-2, "steps": 6, "report_every": 2, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +43,7 @@ def run(s, tiny_params, transformer, **kw):
 
 
 def test_settings_are_declared_and_checked():
-  decls = {d.field: d for d in config.declarations({"train": tr.TrainSettings})}
+  decls = {d.field: d for d in TrainSettings.declarations()}
   assert {"preset", "train", "steps", "batch", "size", "lr", "seed", "eval_every", "checkpoint_every"} <= set(decls)
   assert decls["train"].codec.choices == ("vector", "cin", "all") and decls["train"].default == "cin"
   assert decls["style_weight"].codec.parse("none") is None and decls["lr"].flag == "--lr"
@@ -48,39 +52,39 @@ def test_settings_are_declared_and_checked():
   assert s.config().loss.gram_norm == "chw"  # the gatys preset's form
   for bad in ({"batch": 0}, {"train": "some"}, {"preset": "nope"}, {"lr": -1.0}, {"max_scale": 0.5}):
     with pytest.raises(InputError, match=next(iter(bad))):
-      tr.TrainSettings(**bad)
+      TrainSettings(**bad)
 
 
 def test_crops_are_seeded_scaled_and_flipped():
   s = settings(batch=8)
-  photos = tr.prepare_photos(PHOTOS, s)
-  a, b = tr.sample_crops(photos, 3, s), tr.sample_crops(photos, 3, s)
+  photos = data.prepare_photos(PHOTOS, s)
+  a, b = data.sample_crops(photos, 3, s), data.sample_crops(photos, 3, s)
   assert a.shape == (8, 32, 32, 3) and a.dtype == np.float32
   np.testing.assert_array_equal(a, b)
-  assert not np.array_equal(a, tr.sample_crops(photos, 4, s))
-  assert not np.array_equal(a, tr.sample_crops(photos, 3, s.replace(seed=1)))
+  assert not np.array_equal(a, data.sample_crops(photos, 4, s))
+  assert not np.array_equal(a, data.sample_crops(photos, 3, s.replace(seed=1)))
   # A photo of exactly the crop's size at scale 1: each crop is the photo or its mirror image, both seen.
   one = [rng_image(5, 32, 32)]
   flat = settings(batch=16, max_scale=1.0)
-  crops = tr.sample_crops(one, 0, flat)
+  crops = data.sample_crops(one, 0, flat)
   mirrored = [bool(np.array_equal(c, one[0][:, ::-1])) for c in crops]
   assert all(m or np.array_equal(c, one[0]) for c, m in zip(crops, mirrored, strict=True)) and 0 < sum(mirrored) < 16
-  assert all(np.array_equal(c, one[0]) for c in tr.sample_crops(one, 0, flat.replace(flip=False)))
+  assert all(np.array_equal(c, one[0]) for c in data.sample_crops(one, 0, flat.replace(flip=False)))
   # Large photos are cut down once to max_scale * size on their short side.
-  assert min(tr.prepare_photos([rng_image(0, 100, 120)], s)[0].shape[:2]) == 48
+  assert min(data.prepare_photos([rng_image(0, 100, 120)], s)[0].shape[:2]) == 48
 
 
 def test_bad_data_is_refused_in_one_line(tmp_path):
   with pytest.raises(InputError, match="smaller than the 32 px crop") as e:
-    tr.prepare_photos([rng_image(0, 31, 64)], settings())
+    data.prepare_photos([rng_image(0, 31, 64)], settings())
   assert "\n" not in str(e.value)
   with pytest.raises(InputError, match="no images there"):
-    tr.load_images(tmp_path)
+    data.load_images(tmp_path)
   save_image(tmp_path / "a.png", rng_image(0, 20, 40))
   (tmp_path / "notes.txt").write_text("not an image")
-  assert len(tr.load_images(tmp_path)) == 1
+  assert len(data.load_images(tmp_path)) == 1
   with pytest.raises(InputError, match="a.png: 40x20 px is smaller than the 32 px crop"):
-    tr.load_images(tmp_path, min_side=32)
+    data.load_images(tmp_path, min_side=32)
 
 
 def test_loss_decreases_and_evaluations_are_reported(tiny_params, tiny_transformer):
@@ -106,8 +110,8 @@ def test_loss_decreases_and_evaluations_are_reported(tiny_params, tiny_transform
 def test_only_the_chosen_subset_changes(tiny_params, tiny_transformer, subset):
   r = run(settings(steps=2, train=subset), tiny_params, tiny_transformer)
   assert not np.array_equal(r.vector, VECTOR)
-  before = tr._flat(tiny_transformer)
-  after = tr._flat(r.transformer_params)
+  before = flat_params(tiny_transformer)
+  after = flat_params(r.transformer_params)
   changed = {k for k in before if not np.array_equal(before[k], after[k])}
   cin = {k for k in before if "/norm/" in k}
   assert changed == {"vector": set(), "cin": cin, "all": set(before)}[subset]
@@ -120,68 +124,70 @@ def test_resume_equals_uninterrupted(tiny_params, tiny_transformer, tmp_path):
   calls = []
   first = run(s, tiny_params, tiny_transformer, checkpoint=path, stop=lambda: calls.append(1) or len(calls) == 3)
   assert first.stopped and first.steps_done == 3
-  ckpt = tr.load_checkpoint(path)
+  ckpt = load_checkpoint(path)
   assert ckpt.step == 3 and ckpt.settings == s.to_dict() and len(ckpt.history["loss"]) == 3
   resumed = run(s, tiny_params, tiny_transformer, resume=path)
   assert resumed.steps_done == 6 and not resumed.stopped
   np.testing.assert_array_equal(resumed.history["loss"], whole.history["loss"])
   np.testing.assert_array_equal(resumed.vector, whole.vector)
-  for k, v in tr._flat(whole.transformer_params).items():
-    np.testing.assert_array_equal(tr._flat(resumed.transformer_params)[k], v, err_msg=k)
+  for k, v in flat_params(whole.transformer_params).items():
+    np.testing.assert_array_equal(flat_params(resumed.transformer_params)[k], v, err_msg=k)
   # Intervals and steps may change on resume; what defines the run may not, nor the images.
   run(s.replace(steps=4, report_every=1), tiny_params, tiny_transformer, resume=path)
-  with pytest.raises(tr.CheckpointError, match="lr differ"):
+  with pytest.raises(CheckpointError, match="lr differ"):
     run(s.replace(lr=1e-3), tiny_params, tiny_transformer, resume=path)
-  with pytest.raises(tr.CheckpointError, match="other style images"):
+  with pytest.raises(CheckpointError, match="other style images"):
     tr.train(
       STYLE[::-1], PHOTOS, s, vgg_params=tiny_params, transformer_params=tiny_transformer, vector=VECTOR, resume=path
     )
   path.write_bytes(b"garbage")
-  with pytest.raises(tr.CheckpointError, match="corrupt checkpoint"):
-    tr.load_checkpoint(path)
+  with pytest.raises(CheckpointError, match="corrupt checkpoint"):
+    load_checkpoint(path)
 
 
 def test_save_and_load_model(tiny_transformer, tmp_path):
   s = settings()
-  path = tr.save_model(tmp_path / "m.h5", tiny_transformer, VECTOR, settings=s, style_path="x/starry.jpg", steps_done=6)
-  params, vector, attrs = tr.load_model(path, with_attrs=True)
+  path = save_model(tmp_path / "m.h5", tiny_transformer, VECTOR, settings=s, style_path="x/starry.jpg", steps_done=6)
+  params, vector, attrs = load_model(path, with_attrs=True)
   np.testing.assert_array_equal(vector, VECTOR)
-  for k, v in tr._flat(tiny_transformer).items():
-    np.testing.assert_array_equal(tr._flat(params)[k], v)
+  for k, v in flat_params(tiny_transformer).items():
+    np.testing.assert_array_equal(flat_params(params)[k], v)
   assert attrs["format"] == "jaxstyle-magenta-trained" and attrs["format_version"] == 1
   assert attrs["style"] == "starry" and attrs["settings"] == s.to_dict() and attrs["steps_done"] == 6
-  assert tr.TrainSettings.from_dict(attrs["settings"]) == s
+  assert TrainSettings.from_dict(attrs["settings"]) == s
   with pytest.raises(WeightsError, match="no trained model"):
-    tr.load_model(tmp_path / "missing.h5")
+    load_model(tmp_path / "missing.h5")
   (tmp_path / "junk.h5").write_bytes(b"not hdf5")
   with pytest.raises(WeightsError, match="corrupt or truncated"):
-    tr.load_model(tmp_path / "junk.h5")
+    load_model(tmp_path / "junk.h5")
   with h5py.File(path, "a") as f:
     f["vector"][...] = np.nan
   with pytest.raises(WeightsError, match="vector"):
-    tr.load_model(path)
+    load_model(path)
   with h5py.File(path, "a") as f:
     del f["transformer/expand3/kernel"]
     f["transformer/expand3/kernel"] = np.zeros((3, 3, 4, 3), np.float32)
   with pytest.raises(WeightsError, match="expand3/kernel is float32") as e:
-    tr.load_model(path)
+    load_model(path)
   assert "\n" not in str(e.value)
   with h5py.File(path, "a") as f:
     f.attrs["format"] = "jaxstyle-magenta-arbitrary"
   with pytest.raises(WeightsError, match="not a jaxstyle-magenta-trained file"):
-    tr.load_model(path)
+    load_model(path)
 
 
 SHARDED = textwrap.dedent(
   """
   import jax, numpy as np
-  from jaxstyle import magenta, vgg, train as tr
+  from jaxstyle.nets import magenta, vgg
+  from jaxstyle.fast import train as tr
   from jaxstyle.errors import InputError
+  from jaxstyle.settings.train import TrainSettings
   from tests.test_train import HELD_OUT, PHOTOS, STYLE, TINY, VECTOR
   assert jax.device_count() == 4, jax.devices()
   vp = vgg.init_params(jax.random.key(0), widths=(4, 8, 8, 8, 8))
   tp = magenta.init_params(jax.random.key(0), TINY)
-  s = tr.TrainSettings(size=32, batch=4, lr=1e-2, steps=3, train="cin")
+  s = TrainSettings(size=32, batch=4, lr=1e-2, steps=3, train="cin")
   kw = dict(vgg_params=vp, transformer_params=tp, vector=VECTOR)
   four = tr.train(STYLE, PHOTOS, s, **kw)
   one = tr.train(STYLE, PHOTOS, s, devices=jax.devices()[:1], **kw)

