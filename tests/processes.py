@@ -40,16 +40,19 @@ def jaxstyle_command(*args) -> list[str]:
   return [sys.executable, "-m", "jaxstyle", *map(str, args)]
 
 
-def run(cmd: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+def run(
+  cmd: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
   """Runs a command to its end in the checkout, capturing its output."""
   return subprocess.run(
     list(cmd), capture_output=True, text=True, env=dict(env or environment()), cwd=ROOT, timeout=timeout
   )
 
 
-def run_script(script: str, *, devices: int | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-  """Runs Python code in a fresh process (``devices`` simulated host devices)."""
-  return run([sys.executable, "-c", script], env=environment(devices=devices), timeout=timeout)
+def run_script(script: str, *args, devices: int | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+  """Runs Python code in a fresh process with ``args`` as its ``sys.argv[1:]`` (``devices`` simulated host
+  devices)."""
+  return run([sys.executable, "-c", script, *map(str, args)], env=environment(devices=devices), timeout=timeout)
 
 
 def start_script(script: str, *, devices: int | None = None) -> subprocess.Popen:

@@ -9,6 +9,7 @@ from jaxstyle.optim.stylize import load_checkpoint, save_checkpoint
 from tests.conftest import CONTENT, STYLE, tiny
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted(tiny_params, tmp_path):
   config = tiny()
   full = js.stylize(CONTENT, STYLE, config, params=tiny_params)
@@ -30,6 +31,7 @@ def test_resume_equals_uninterrupted(tiny_params, tmp_path):
   assert list(rest.history["step"]) == [3, 6]
 
 
+@pytest.mark.slow
 def test_coarse_to_fine_resumes_at_the_scale_it_was_saved_at(tiny_params, tmp_path):
   """Stopped during the second scale and resumed: the same image and the same second-scale losses as
   an uninterrupted run; the first scale is not run again."""

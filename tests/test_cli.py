@@ -2,9 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +9,7 @@ from PIL import Image
 
 from jaxstyle import cli
 from jaxstyle.io import images
+from tests import processes
 from tests.conftest import rng_image
 
 FAST = ["--size", "32", "--steps", "4", "--report-every", "2"]
@@ -35,6 +33,7 @@ def run(args, capsys):
   return code, cap.out, cap.err
 
 
+@pytest.mark.slow
 def test_stylize_end_to_end(env, capsys):
   ins, out = env
   code, stdout, stderr = run(
@@ -48,13 +47,16 @@ def test_stylize_end_to_end(env, capsys):
   st = rec["settings"]
   assert st["images"]["size"] == 32 and st["run"]["steps"] == 4 and st["name"] == "jaxstyle"
   assert set(rec["losses"]) == {"content", "style", "tv", "total"}
-  assert rec["timings"]["compile_s"] >= 0 and rec["timings"]["steps_per_s"] > 0
+  t = rec["timings"]
+  assert 0 <= t["compile_s"] and 0 < t["run_s"] and t["compile_s"] + t["run_s"] <= t["wall_s"]  # times the parts
+  np.testing.assert_allclose(t["steps_per_s"], 4 / t["run_s"], rtol=1e-6)  # every step of both scales
   assert rec["versions"]["jax"] and rec["device"]["platform"] == "cpu"
   assert rec["weights"]["source"] == "random (tests)"
   assert Image.open(out / "sheet.png").size[0] > 3 * 32
   assert sorted(os.listdir(out)) == ["r.json", "r.png", "sheet.png"]
 
 
+@pytest.mark.slow
 def test_overrides_reach_the_settings(env, capsys):
   ins, out = env
   args = [
@@ -220,20 +222,10 @@ def test_weights_commands(env, tmp_path, capsys, tiny_weights_file):
   assert code == 2 and "no such file" in err and not (tmp_path / "y.h5").exists()
 
 
+@pytest.mark.slow
 def test_module_entry_point_has_no_traceback(tmp_path):
-  r = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "jaxstyle",
-      "stylize",
-      str(tmp_path / "a.png"),
-      str(tmp_path / "b.png"),
-      "-o",
-      str(tmp_path / "o.png"),
-    ],
-    capture_output=True,
-    text=True,
+  r = processes.run(
+    processes.jaxstyle_command("stylize", tmp_path / "a.png", tmp_path / "b.png", "-o", tmp_path / "o.png")
   )
   assert r.returncode == 2
   assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1
@@ -247,36 +239,21 @@ def test_sidecar_is_reproducible(env, capsys):
   np.testing.assert_array_equal(images.load_image(out / "a.png"), images.load_image(out / "b.png"))
 
 
+@pytest.mark.slow
 def test_compilation_cache_serves_the_second_run(tmp_path, tiny_weights_file):
   """The CLI keeps compiled programs on disk: a second process of the same shapes finds
   every program there and adds none (its time is measured in bench/, not here)."""
   images.save_image(tmp_path / "c.png", rng_image(0, 24, 32))
-  env = {
-    **os.environ,
-    "JAXSTYLE_WEIGHTS": str(tiny_weights_file),
-    "JAXSTYLE_COMPILATION_CACHE": str(tmp_path / "xla"),
-    "JAXSTYLE_COMPILATION_CACHE_MIN_S": "0",  # every program cached: which ones pass 0.2 s depends on the load
-    "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
-  }
+  env = processes.environment(
+    JAXSTYLE_WEIGHTS=str(tiny_weights_file),
+    JAXSTYLE_COMPILATION_CACHE=str(tmp_path / "xla"),
+    JAXSTYLE_COMPILATION_CACHE_MIN_S="0",  # every program cached: which ones pass 0.2 s depends on the load
+  )
   entries = []
   for k in range(2):
     out = tmp_path / f"r{k}.png"
-    r = subprocess.run(
-      [
-        sys.executable,
-        "-m",
-        "jaxstyle",
-        "stylize",
-        str(tmp_path / "c.png"),
-        str(tmp_path / "c.png"),
-        "-o",
-        str(out),
-        *FAST,
-        "-q",
-      ],
-      capture_output=True,
-      text=True,
-      env=env,
+    r = processes.run(
+      processes.jaxstyle_command("stylize", tmp_path / "c.png", tmp_path / "c.png", "-o", out, *FAST, "-q"), env=env
     )
     assert r.returncode == 0, r.stderr
     entries.append(sorted(p.name for p in (tmp_path / "xla").iterdir()))

@@ -21,6 +21,7 @@ def test_memory_need_counts_donated_buffers_once():
   assert memory.memory_need(donated) == 40_000 and memory.memory_need(kept) == 80_000
 
 
+@pytest.mark.slow
 def test_memory_is_checked_up_front(tiny_params, monkeypatch, files, capsys):
   monkeypatch.setattr(memory, "available_memory", lambda device: 200_000)
   with pytest.raises(ResourceError, match=r"largest size that fits is about \d+ px"):
@@ -53,6 +54,7 @@ def _need(config, params, content=CONTENT) -> tuple[int, int]:
   return need, temp
 
 
+@pytest.mark.slow
 def test_lbfgs_memory_counts_and_the_error_names_what_fits(tiny_params, monkeypatch):
   """Each L-BFGS pair holds two images; short of memory, the one-line error names the
   largest memory that fits (and it does), Adam, and a size."""
@@ -82,6 +84,7 @@ def test_lbfgs_memory_counts_and_the_error_names_what_fits(tiny_params, monkeypa
   assert "L-BFGS" not in str(e.value)
 
 
+@pytest.mark.slow
 def test_tile_auto_tiles_only_what_does_not_fit(tiny_params, monkeypatch):
   """--tile auto keeps the whole image where it fits; where it does not, it takes the largest
   tile that fits (here 32 of 64 and 32 px) and the run equals the untiled one."""

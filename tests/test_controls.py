@@ -45,6 +45,7 @@ def test_histogram_mode_changes_the_style_targets(tiny_params):
   assert not np.allclose(plain.targets.style[k], matched.targets.style[k])
 
 
+@pytest.mark.slow
 def test_each_scale_has_its_size_and_its_loss_falls(tiny_params):
   r = js.stylize(rng_image(0, 48, 64), STYLE, tiny(scales=(32, 64)), params=tiny_params)
   assert [s["size"] for s in r.scales] == [[24, 32], [48, 64]]
@@ -53,6 +54,7 @@ def test_each_scale_has_its_size_and_its_loss_falls(tiny_params):
   assert r.image.shape == (48, 64, 3)
 
 
+@pytest.mark.slow
 def test_coarse_steps_apply_to_every_scale_but_the_last(tiny_params):
   r = js.stylize(rng_image(0, 48, 64), STYLE, tiny(scales=(24, 40, 64), coarse_steps=3), params=tiny_params)
   assert [s["steps"] for s in r.scales] == [3, 3, 6]
@@ -73,6 +75,7 @@ def test_coarse_steps_one_count_per_scale(tiny_params):
   assert codec.parse(codec.format((3, 1))) == (3, 1)
 
 
+@pytest.mark.slow
 def test_progress_counts_a_later_scale_step_at_its_pixels(tiny_params):
   seen = []
   config = tiny(scales=(24, 48, 96), coarse_steps=(4, 2), report_every=1)
@@ -106,6 +109,7 @@ def test_style_statistics_init_is_seeded_and_matches_style_colours(tiny_params):
   np.testing.assert_allclose(a.reshape(-1, 3).mean(0), STYLE.reshape(-1, 3).mean(0), atol=0.05)
 
 
+@pytest.mark.slow
 def test_masked_out_region_stays_the_content(tiny_params):
   mask = np.zeros(CONTENT.shape[:2], np.float32)
   mask[:, 20:] = 1.0
@@ -165,6 +169,7 @@ def cli_files(tmp_path, tiny_weights_file, monkeypatch):
   return tmp_path
 
 
+@pytest.mark.slow
 def test_cli_controls_end_to_end(cli_files, capsys):
   tmp_path = cli_files
   args = [
@@ -203,6 +208,7 @@ def test_cli_controls_end_to_end(cli_files, capsys):
   assert "coarse to fine" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_sweep_with_preserved_colour(tiny_params):
   config = tiny(preserve_color="luminance")
   spec = sweep.SweepSpec(ratios=(1e-4, 1e-2))
@@ -224,12 +230,14 @@ def test_guided_gram_matches_numpy_and_reduces_to_the_plain_gram():
   np.testing.assert_allclose(one, losses.gram_matrix(f, normalize="chw"), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_one_region_everywhere_equals_no_regions(tiny_params):
   a = js.stylize(CONTENT, STYLE, tiny(), params=tiny_params)
   b = js.stylize(CONTENT, STYLE, tiny(), params=tiny_params, regions=[np.ones(CONTENT.shape[:2], np.float32)])
   np.testing.assert_allclose(b.image, a.image, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_each_region_takes_its_own_style(tiny_params):
   """Left half matched to a red style, right half to a blue one: the halves' colours
   follow, and swapping the region maps swaps them (measured +0.12 and -0.07 on this
@@ -259,6 +267,7 @@ def test_each_region_takes_its_own_style(tiny_params):
     js.stylize(CONTENT, STYLE, tiny(), params=tiny_params, regions=[left, left])
 
 
+@pytest.mark.slow
 def test_cli_sweep_honours_mask_and_regions(cli_files, capsys):
   tmp_path = cli_files
   args = [

@@ -37,6 +37,7 @@ def rel(got, want):
   return float(np.abs(np.asarray(got) - want).max() / np.abs(want).max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "name,hw,tile,images_,conds,narrow",
   [
@@ -66,6 +67,7 @@ def test_the_halo_of_the_real_networks():
   assert magenta.halo(TRANSFORMER) == 32 and magenta.halo(MULTI) == 24
 
 
+@pytest.mark.slow
 def test_one_compilation_for_every_tile_and_pass(params):
   p = params["multi"]
   x, c = inputs(MULTI, (61, 58), 1, 1, seed=2)
@@ -93,6 +95,7 @@ def test_tile_plan_cores_partition_the_padded_image(hw, tile, halo):
   assert (cover == 1).all()
 
 
+@pytest.mark.slow
 def test_stylize_whole_tiled_and_auto(params):
   p = params["transformer"]
   x, c = inputs(TRANSFORMER, (40, 52), 1, 1, seed=4)
@@ -105,6 +108,7 @@ def test_stylize_whole_tiled_and_auto(params):
   assert fast_tiled._auto_tile((1000, 900, 0), (8192, 8192), 56) == 128  # none fits: the smallest
 
 
+@pytest.mark.slow
 def test_stylize_fast_with_tiles_equals_without(params):
   nets = Networks(transformer=params["transformer"], multistyle=params["multi26"], vector=np.linspace(-1, 1, 5))
   photos = [rng_image(0, 50, 70)]

@@ -7,6 +7,7 @@ import pytest
 
 from jaxstyle.errors import InputError
 from jaxstyle.nets import magenta as mg
+from tests.conftest import assert_f32_close
 
 # Tiny networks with every feature of the real ones: stride-2 stages, residual and non-residual blocks,
 # expansion 1 and > 1, three contracting and two expanding layers, several residual blocks.
@@ -207,6 +208,7 @@ def test_multistyle_matches_numpy(multi_params):
   np.testing.assert_allclose(got, want, atol=ATOL)
 
 
+@pytest.mark.slow
 def test_batch_of_vectors_equals_loop(transformer_params, multi_params):
   x, v, w = rand(11, 10, 14, 3), rand(12, 4, 5, low=-1, high=1), rand(13, 4, 4)
   batch = mg.transfer(transformer_params, x, v)
@@ -217,6 +219,7 @@ def test_batch_of_vectors_equals_loop(transformer_params, multi_params):
   np.testing.assert_allclose(batch, loop, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_plain_jit_and_vmap_agree(transformer_params, multi_params):
   x, v, w = rand(14, 9, 11, 3), rand(15, 3, 5, low=-1, high=1), rand(16, 3, 4)
   for fn, params, cond in ((mg.transfer, transformer_params, v), (mg.multistyle, multi_params, w)):
@@ -240,6 +243,7 @@ def test_output_is_sigmoid_range(transformer_params):
   assert float(out.min()) > 0.0 and float(out.max()) < 1.0
 
 
+@pytest.mark.slow
 def test_gradient_with_respect_to_content_is_finite(transformer_params):
   loss = lambda x: jnp.mean(mg.transfer(transformer_params, x, jnp.ones((5,))) ** 2)
   g = jax.grad(loss)(jnp.asarray(rand(22, 9, 10, 3)))
@@ -260,17 +264,18 @@ def test_bad_inputs_raise_input_error(transformer_params, multi_params):
 # --------------------------------------------------------------------------- library functions
 
 
+@pytest.mark.slow
 def test_predict_style_crops_resizes_and_unbatches(predictor_params):
   img = rand(31, 20, 30, 3)
   v = mg.predict_style(predictor_params, img, style_size=16, model=TINY_PREDICTOR)
   assert v.shape == (5,)
   square = img[:, 5:25]  # the central 20 x 20
   small = jnp.clip(jax.image.resize(square[None], (1, 16, 16, 3), "lanczos3", antialias=True), 0, 1)
-  np.testing.assert_allclose(v, TINY_PREDICTOR.apply({"params": predictor_params}, small)[0], atol=1e-6)
+  assert_f32_close(v, TINY_PREDICTOR.apply({"params": predictor_params}, small)[0], terms=16 * 16, stages=4)
   batch = mg.predict_style(
     predictor_params, np.stack([img, img[::-1]]), style_size=None, square_crop=False, model=TINY_PREDICTOR
   )
-  np.testing.assert_allclose(batch[0], TINY_PREDICTOR.apply({"params": predictor_params}, img[None])[0], atol=1e-6)
+  assert_f32_close(batch[0], TINY_PREDICTOR.apply({"params": predictor_params}, img[None])[0], terms=600, stages=4)
 
 
 def test_interpolate_is_magentas_identity_interpolation():
@@ -286,7 +291,8 @@ def test_interpolate_is_magentas_identity_interpolation():
 
 def test_multistyle_normalizes_weights(multi_params):
   x, w = rand(34, 8, 9, 3), rand(35, 4)
-  np.testing.assert_allclose(mg.multistyle(multi_params, x, 3.0 * w), mg.multistyle(multi_params, x, w), atol=1e-6)
+  # the normalised weightings differ in their last bits; 9 normalized layers of up to 9 x 9 x 8 products each
+  assert_f32_close(mg.multistyle(multi_params, x, 3.0 * w), mg.multistyle(multi_params, x, w), terms=648, stages=9)
   raw = mg.multistyle(multi_params, x, 3.0 * w, normalize=False)
   assert float(jnp.abs(raw - mg.multistyle(multi_params, x, w)).max()) > 1e-3
 

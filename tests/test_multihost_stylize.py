@@ -1,24 +1,23 @@
 """``stylize`` with a tile in two ``jax.distributed`` processes equals the one-process run.
 
 Both processes run on 127.0.0.1 with two forced host devices each and gloo collectives
-(:mod:`tests.multihost`): the tiles of one image are spread over the four devices of both
+(:mod:`tests.processes`): the tiles of one image are spread over the four devices of both
 processes in one program, and each process computes the same optimizer update.
 """
 
 import json
-import os
 import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
+import pytest
 
 import jaxstyle as js
 from jaxstyle import cli
 from jaxstyle.io import images
+from tests import processes
 from tests.conftest import rng_image, tiny
-from tests.multihost import free_port, run_two_processes
+from tests.processes import run_two_processes
 
 HW = (40, 56)
 # Shallow layers keep compiling cheap; tile 20 gives 6 tiles, 8 slots on 4 devices.
@@ -77,6 +76,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_processes_stylize_equals_one(tiny_params, tmp_path):
   """Adam and L-BFGS runs in two processes each give the one-process image (the same bits
   in both processes), with their tiles on the four devices of both; a stop in one process
@@ -103,31 +103,23 @@ def test_two_processes_stylize_equals_one(tiny_params, tmp_path):
     np.testing.assert_array_equal(got[0][name + "_total"], got[1][name + "_total"])
 
 
+@pytest.mark.slow
 def test_cli_distributed_two_processes(files, tmp_path):
   """``jaxstyle stylize --tile ...`` started in two processes with the standard variables:
   process 0 writes the one-process image and its sidecar (4 devices), process 1 nothing."""
-  root = Path(__file__).resolve().parents[1]
   c, s = files / "c.png", files / "s.png"
   flags = ["--preset", "gatys", "--size", "40", "--steps", "3", "--report-every", "2", "--tile", str(TILE)]
   flags += ["--content-layers", "relu2_2", "--style-layers", "relu1_1,relu2_1,relu3_1"]
-  env = {**os.environ, "PYTHONPATH": str(root), "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-  env |= {"JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{free_port()}", "JAX_NUM_PROCESSES": "2"}
+  coordinator = {"JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{processes.free_port()}", "JAX_NUM_PROCESSES": "2"}
   dirs = [tmp_path / f"p{i}" for i in range(2)]
   procs = []
   for i, d in enumerate(dirs):
     d.mkdir()
-    cmd = [sys.executable, "-m", "jaxstyle", "stylize", str(c), str(s), "-o", str(d / "out.png"), *flags]
+    cmd = processes.jaxstyle_command("stylize", c, s, "-o", d / "out.png", *flags)
     cmd += ["--distributed"] * (i == 0)  # implied by $JAX_COORDINATOR_ADDRESS: both ways start it
-    procs.append(
-      subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root,
-                       env={**env, "JAX_PROCESS_ID": str(i)})
-    )  # fmt: skip
-  try:
-    results = [p.communicate(timeout=300) for p in procs]
-  finally:
-    for p in procs:
-      if p.poll() is None:
-        p.kill()
+    env = processes.environment(devices=2, **coordinator, JAX_PROCESS_ID=str(i))
+    procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+  results = processes.communicate_all(procs, timeout=300)
   for p, (_, err) in zip(procs, results, strict=True):
     assert p.returncode == 0, err[-3000:]
   assert "step 2/3" in results[0][1] and "wrote" in results[0][0]  # process 0 reports and writes
@@ -140,11 +132,11 @@ def test_cli_distributed_two_processes(files, tmp_path):
   assert np.max(np.abs(got - one)) <= 1 / 255 + 1e-6  # 8-bit rounding of images equal to ~1e-5
 
 
+@pytest.mark.slow
 def test_cli_distributed_without_coordinator_is_a_usage_error(files):
-  root = Path(__file__).resolve().parents[1]
-  env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")} | {"PYTHONPATH": str(root)}
-  cmd = [sys.executable, "-m", "jaxstyle", "stylize", str(files / "c.png"), str(files / "s.png")]
-  cmd += ["-o", str(files / "out.png"), "--distributed"]
-  r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=root, timeout=120)
+  cmd = processes.jaxstyle_command(
+    "stylize", files / "c.png", files / "s.png", "-o", files / "out.png", "--distributed"
+  )
+  r = processes.run(cmd, env=processes.environment(drop_jax=True), timeout=120)
   assert r.returncode == 2 and "jaxstyle: error: --distributed: coordinator_address" in r.stderr, r.stderr
   assert not (files / "out.png").exists()

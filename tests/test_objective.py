@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxstyle import objective
 from jaxstyle.nets import vgg
@@ -32,6 +33,7 @@ def test_objective_is_the_weighted_sum_of_the_loss_parts(tiny_params):
   np.testing.assert_allclose(total, sum(parts.values()), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_targets_use_the_prepared_network(tiny_params):
   """Winograd-prepared params give the same targets as direct ones (the objective runs the same network)."""
   config = tiny(style_layers=("relu1_1", "relu3_1"))

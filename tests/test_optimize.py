@@ -98,6 +98,7 @@ def test_zero_steps_returns_the_start(tiny_params):
   assert np.isfinite(r.losses["total"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "changes",
   [dict(kind="adam", learning_rate=0.5), dict(kind="lbfgs"), dict(kind="lbfgs", line_search="zoom")],
@@ -122,6 +123,7 @@ def test_clip_is_honoured_by_every_optimizer(tiny_params, changes):
   assert free.min() < 0.0 or free.max() > 1.0
 
 
+@pytest.mark.slow
 def test_reports_and_saves_do_not_shrink_chunks(tiny_params):
   """--save-every 7 --report-every 25: chunks end where either is due, not after every step."""
   from jaxstyle.runtime import compilation
@@ -142,6 +144,7 @@ def test_chunk_boundaries():
   assert loop.boundaries(5, 5, every=(3,), chunk=50) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("opt", ["lbfgs", "adam"])
 def test_vmap_over_weightings_equals_loop(tiny_params, opt):
   """One batched program over three (alpha, beta, tv) settings equals three runs."""
@@ -184,6 +187,7 @@ def test_presets_by_name():
   assert presets.get("tf-tutorial").layers == ("relu5_2", "relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
+@pytest.mark.slow
 def test_lbfgs_line_search_takes_a_value_and_grad_fn():
   """lbfgs.lbfgs evaluates trials with ``value_and_grad_fn`` when given (the tiled objective's
   route), else with ``jax.value_and_grad(value_fn)``: the same step either way."""

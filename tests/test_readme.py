@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import jaxstyle as js
 from tests.conftest import CONTENT, STYLE
@@ -17,6 +18,7 @@ def snippet() -> str:
   return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
+@pytest.mark.slow
 def test_the_python_api_snippet_runs(files, monkeypatch):
   """Run from a folder holding ``photo.jpg`` and ``painting.jpg``, with the tiny VGG as the default weights
   (``files`` sets ``$JAXSTYLE_WEIGHTS``) and the sizes and step counts cut down; every name it uses must exist

@@ -3,9 +3,6 @@
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +12,7 @@ import jaxstyle as js
 from jaxstyle import cli
 from jaxstyle.io import images
 from jaxstyle.optim import loop as optimize
+from tests import processes
 from tests.conftest import rng_image, targets_for, tiny
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,39 +20,22 @@ CONTENT = rng_image(0, 32, 40)
 STYLE = rng_image(1, 40, 32)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_writes_the_image_so_far(files, sig, code):
   out, ckpt = files / "out.png", files / "ckpt"
-  cmd = [
-    sys.executable,
-    "-m",
-    "jaxstyle",
-    "stylize",
-    str(files / "c.png"),
-    str(files / "s.png"),
-    "-o",
-    str(out),
-    "--size",
-    "40",
-    "--steps",
-    "100000",
-    "--report-every",
-    "1",
-    "--checkpoint",
-    str(ckpt),
-    "-q",
-  ]
-  proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-  deadline = time.monotonic() + 120
-  while not (ckpt / "checkpoint.npz").exists():
-    assert proc.poll() is None, proc.stderr.read()
-    assert time.monotonic() < deadline, "the run never reported progress"
-    time.sleep(0.1)
-  proc.send_signal(sig)
-  _, err = proc.communicate(timeout=120)
-  assert proc.returncode == code, err
-  assert "Traceback" not in err and err.strip().count("\n") == 0
-  assert f"{signal.Signals(sig).name} at step" in err
+  cmd = processes.jaxstyle_command("stylize", files / "c.png", files / "s.png", "-o", out, "--size", "40")
+  run = processes.Lines([*cmd, "--steps", "100000", "--report-every", "1", "--checkpoint", ckpt])
+  try:
+    run.wait_for(r"^step 2/100000 ")  # past its first checkpoint
+    run.proc.send_signal(sig)
+    got, err = run.finish()
+  finally:
+    if run.proc.poll() is None:
+      run.proc.kill()
+  assert got == code, err
+  last = err.strip().splitlines()[-1]  # after the progress lines, one line saying where it stopped
+  assert "Traceback" not in err and f"{signal.Signals(sig).name} at step" in last, err
   rec = json.loads(out.with_suffix(".json").read_text())
   assert rec["status"] == "interrupted" and rec["signal"] == signal.Signals(sig).name
   assert 1 <= rec["steps_done"] < 100000
@@ -62,6 +43,7 @@ def test_signal_writes_the_image_so_far(files, sig, code):
   assert not list(files.glob(".*.part*"))
 
 
+@pytest.mark.slow
 def test_cli_resume_equals_uninterrupted(files, capsys):
   c, s = files / "c.png", files / "s.png"
   base = ["stylize", c, s, "--size", "40", "--report-every", "3", "-q"]

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from jaxstyle import cli
 from jaxstyle.io import images, plot
@@ -22,6 +23,7 @@ def test_score_table_and_json(files, capsys):
   assert "no such file" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_sweep_records_measures_and_draws_the_pareto_plot(files, capsys):
   out = files / "sw"
   args = ["sweep", files / "c.png", files / "s.png", "-o", out, "--ratios", "1e-4,1e-2", "--size", "40", "--steps", "3"]

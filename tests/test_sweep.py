@@ -1,12 +1,8 @@
 """Sweeps: vmap equals a loop, sharding equals no sharding, blends, batches, the CLI."""
 
 import json
-import os
 import shlex
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import jax
 import numpy as np
@@ -18,6 +14,7 @@ from jaxstyle import cli
 from jaxstyle.io import images
 from jaxstyle.optim import sweep
 from jaxstyle.settings import presets
+from tests import processes
 from tests.conftest import rng_image, targets_for
 
 CONTENT = rng_image(0, 32, 40)
@@ -31,6 +28,7 @@ def base(**kw):
   return presets.gatys(**{"size": None, "steps": 4, "report_every": 2, **kw})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("opt", ["lbfgs", "adam"])
 def test_each_member_equals_a_separate_run(tiny_params, opt):
   config = base(kind=opt, learning_rate=1.0 if opt == "lbfgs" else 0.05)
@@ -58,6 +56,7 @@ def test_layer_sets_rescale_weights():
   np.testing.assert_allclose(w.style_layers["relu5_1"], [0.0, 0.0])
 
 
+@pytest.mark.slow
 def test_batches_and_padding_do_not_change_results(tiny_params):
   config = base()
   spec = sweep.SweepSpec(ratios=(1e-5, 1e-3, 1e-1))
@@ -132,10 +131,9 @@ SHARDED = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_sharded_equals_unsharded_on_four_cpu_devices():
-  root = Path(__file__).resolve().parents[1]
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "PYTHONPATH": str(root)}
-  r = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True, env=env, cwd=root, timeout=600)
+  r = processes.run_script(SHARDED, devices=4)
   assert r.returncode == 0, r.stderr[-3000:]
   assert "OK (6, 32, 40, 3)" in r.stdout
 
@@ -159,11 +157,12 @@ def multihost_case():
   return config, sweep.SweepSpec(ratios=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)).weights(config)
 
 
+@pytest.mark.slow
 def test_two_process_sweep_equals_one_process(tiny_params, tmp_path):
   """Two processes on 127.0.0.1 (jax.distributed, two host devices each, gloo collectives)
   shard six members over four devices in two processes; each process gets every member's
   image, history and losses, as one process computes them."""
-  from tests.multihost import run_two_processes
+  from tests.processes import run_two_processes
 
   outs = run_two_processes(MULTIHOST, tiny_params, tmp_path)
   config, w = multihost_case()
@@ -178,6 +177,7 @@ def test_two_process_sweep_equals_one_process(tiny_params, tmp_path):
     np.testing.assert_allclose(got["losses"], losses, rtol=TIGHT)
 
 
+@pytest.mark.slow
 def test_cli_sweep_writes_members_sheet_and_reproducible_commands(tmp_path, tiny_weights_file, monkeypatch, capsys):
   monkeypatch.setenv("JAXSTYLE_WEIGHTS", str(tiny_weights_file))
   images.save_image(tmp_path / "c.png", CONTENT)
@@ -245,6 +245,7 @@ def test_figure3_grid():
   assert members[-1].loss.style_weight == pytest.approx(1e2)
 
 
+@pytest.mark.slow
 def test_public_api_names(tiny_params):
   """The names the README and the issue use are there."""
   config = base()

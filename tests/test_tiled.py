@@ -4,15 +4,10 @@ devices and several processes."""
 
 import functools
 import json
-import os
 import pickle
 import shlex
 import signal
-import subprocess
-import sys
 import textwrap
-import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -31,8 +26,9 @@ from jaxstyle.optim.stylize import load_checkpoint
 from jaxstyle.runtime import memory
 from jaxstyle.settings import fields, presets
 from jaxstyle.settings import style as config
+from tests import processes
 from tests.conftest import rng_image, targets_for, tiny
-from tests.multihost import run_two_processes
+from tests.processes import run_two_processes
 
 # Relative tolerance on the value and parts, and on max|grad - ref| / max|ref|: float32
 # sums in another order (and Winograd tiles on another grid) measured below 1e-5 here.
@@ -167,6 +163,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_tiled_equals_whole_image(tiny_params, case):
   c = dict(CASES[case])
@@ -205,6 +202,7 @@ def test_tile_plan():
     tiled.tile_plan(37, 53, 0, ["relu2_1"])
 
 
+@pytest.mark.slow
 def test_a_narrower_halo_is_wrong(tiny_params, monkeypatch):
   """One stride less than the minimum halo changes the result on these images, so the
   tests do see the windows' edges."""
@@ -230,6 +228,7 @@ def test_bad_arguments(tiny_params):
     tiled.tiled_value_and_grad(image, tiny_params, layers=("relu2_1", "relu1_1"), **kw)
 
 
+@pytest.mark.slow
 def test_outer_jit_and_memory_flat_in_image_size(tiny_params):
   """Under an outer jit (static spec, layers, pooling, tile), temporary memory does not grow
   with the image: one tile's activations are live at a time and nothing image-sized is copied."""
@@ -262,6 +261,7 @@ def test_real_weights(real_params):
   assert_matches(image, params, kw, 64)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pooling,conv,gains", [("max", "direct", False), ("avg", "winograd", True)])
 def test_tiled_features_equal_whole_image(tiny_params, pooling, conv, gains):
   """Targets by tiles: activations (a conv layer before its ReLU, a pool, the deep content
@@ -282,6 +282,7 @@ def test_tiled_features_equal_whole_image(tiny_params, pooling, conv, gains):
       np.testing.assert_allclose(grams[n], losses.gram_matrix(want[n], normalize=norm), rtol=RTOL, err_msg=n)
 
 
+@pytest.mark.slow
 def test_targets_tiled_with_the_run_and_under_auto(tiny_params, monkeypatch):
   """compute_targets runs the VGG by tiles with --tile, and under auto only where the whole
   image does not fit."""
@@ -322,14 +323,12 @@ SHARDED = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_sharded_over_four_cpu_devices_equals_one(tiny_params, tmp_path):
   """18 tiles over 4 devices (two idle slots) in a subprocess, against one device here."""
-  root = Path(__file__).resolve().parents[1]
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "PYTHONPATH": str(root)}
   out, params = tmp_path / "sharded.npz", tmp_path / "params.pkl"
   params.write_bytes(pickle.dumps(jax.tree.map(np.asarray, tiny_params)))  # initializing again takes seconds
-  cmd = [sys.executable, "-c", SHARDED, str(out), str(params)]
-  r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=root, timeout=600)
+  r = processes.run_script(SHARDED, out, params, devices=4)
   assert r.returncode == 0, r.stderr[-3000:]
   c = dict(CASES["shallow-avg-direct-regions-mask-gains"])
   del c["conv"]
@@ -364,6 +363,7 @@ def _regions_and_mask(h, w):
   return [y, 1 - y], mask
 
 
+@pytest.mark.slow
 def test_objective_value_and_gradient_tiled_equal_whole(tiny_params):
   """objective(), value_and_grad_fn and jax.value_and_grad of the tiled objective (its
   custom VJP, what optax's zoom search takes) against the whole image's, with regions and
@@ -395,6 +395,7 @@ def test_objective_value_and_gradient_tiled_equal_whole(tiny_params):
     jax.grad(lambda x: objective.objective(x, *args, form=tiles.form, tiling=tiles.tiling)[1]["style"])(x)
 
 
+@pytest.mark.slow
 def test_adam_run_tiled_equals_untiled_with_mask_and_regions(tiny_params):
   """Six Adam steps through stylize, tiled and not, on the gatys layers: the same losses and
   image; the tiles report their progress only when asked."""
@@ -420,6 +421,7 @@ def test_adam_run_tiled_equals_untiled_with_mask_and_regions(tiny_params):
   assert float(jnp.max(jnp.abs(tiles.image - jnp.asarray(content)) * (mask[..., None] == 0))) == 0.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
   "changes", [dict(kind="lbfgs", clip=True), dict(kind="lbfgs", line_search="zoom")], ids=["backtracking-clip", "zoom"]
 )
@@ -452,6 +454,7 @@ def test_tile_setting_flag_and_record():
     parse("--tile", "big")
 
 
+@pytest.mark.slow
 def test_cli_tiled_checkpoint_resume_and_record(files, capsys):
   """--tile through the CLI: a run checkpointed at step 3 and resumed equals the uninterrupted
   tiled run, and the sidecar records the tile and reproduces it."""
@@ -484,24 +487,20 @@ def test_cli_prints_progress_within_a_tiled_step(files, capsys):
   assert " pass: tile " not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_sigint_stops_a_tiled_run_at_a_chunk_boundary(files):
   out, ckpt = files / "out.png", files / "ckpt"
-  cmd = [sys.executable, "-m", "jaxstyle", "stylize", str(files / "c.png"), str(files / "s.png"), "-o", str(out)]
-  cmd += ["--size", "40", "--steps", "100000", "--report-every", "1", "--tile", "16", "--checkpoint", str(ckpt), "-q"]
-  root = Path(__file__).resolve().parents[1]
-  proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+  cmd = processes.jaxstyle_command("stylize", files / "c.png", files / "s.png", "-o", out, "--size", "40")
+  cmd += ["--steps", "100000", "--report-every", "1", "--tile", "16", "--checkpoint", str(ckpt)]
+  run = processes.Lines(cmd)
   try:
-    deadline = time.monotonic() + 120
-    while not (ckpt / "checkpoint.npz").exists():
-      assert proc.poll() is None, proc.stderr.read()
-      assert time.monotonic() < deadline, "the run never reported progress"
-      time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    run.wait_for(r"^step 2/100000 ")  # a report, so a checkpoint, is written after each step
+    run.proc.send_signal(signal.SIGINT)
+    code, err = run.finish()
   finally:
-    if proc.poll() is None:
-      proc.kill()
-  assert proc.returncode == 130 and "SIGINT at step" in err and "Traceback" not in err, err
+    if run.proc.poll() is None:
+      run.proc.kill()
+  assert code == 130 and "SIGINT at step" in err.splitlines()[-1] and "Traceback" not in err, err
   rec = json.loads(out.with_suffix(".json").read_text())
   assert rec["status"] == "interrupted" and 1 <= rec["steps_done"] < 100000
   resume = load_checkpoint(ckpt, presets.get(presets.DEFAULT, size=40, steps=100000, report_every=1, tile=16))
@@ -536,21 +535,13 @@ def spread_problem(params):
   return jnp.asarray(content), targets_for(params, content, STYLES[0], cfg), cfg
 
 
+@pytest.mark.slow
 def test_optimize_spreads_tiles_over_local_devices(tiny_params, tmp_path):
   """With four (forced host) devices a tiled single image runs its tiles on all of them (and
   reports them) and takes the same steps as on one."""
-  root = Path(__file__).resolve().parents[1]
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "PYTHONPATH": str(root)}
   out, params = tmp_path / "spread.npz", tmp_path / "params.pkl"
   params.write_bytes(pickle.dumps(jax.tree.map(np.asarray, tiny_params)))
-  r = subprocess.run(
-    [sys.executable, "-c", SPREAD, str(out), str(params)],
-    capture_output=True,
-    text=True,
-    env=env,
-    cwd=root,
-    timeout=600,
-  )
+  r = processes.run_script(SPREAD, out, params, devices=4)
   assert r.returncode == 0, r.stderr[-3000:]
   x0, targets, cfg = spread_problem(tiny_params)
   assert len(tiled.tile_plan(*HW_NEAR, 24, cfg.layers).origins) == 6
@@ -578,6 +569,7 @@ MULTIHOST = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one(tiny_params, tmp_path):
   """Two processes on 127.0.0.1 (jax.distributed, two host devices each, gloo collectives)
   split the 18 tiles over four devices in two processes; each gets the one-process value

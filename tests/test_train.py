@@ -1,10 +1,6 @@
 """Training a feed-forward network for one style (jaxstyle.train), on tiny random networks and images."""
 
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import h5py
 import jax
@@ -19,6 +15,7 @@ from jaxstyle.io.checkpoint import CheckpointError
 from jaxstyle.io.images import save_image
 from jaxstyle.nets import magenta
 from jaxstyle.settings.train import TrainSettings
+from tests import processes
 from tests.conftest import rng_image
 
 TINY = magenta.Transformer(contract=(4, 4, 8), expand=(4, 4), residual_blocks=1, style_dim=8)
@@ -87,6 +84,7 @@ def test_bad_data_is_refused_in_one_line(tmp_path):
     data.load_images(tmp_path, min_side=32)
 
 
+@pytest.mark.slow
 def test_loss_decreases_and_evaluations_are_reported(tiny_params, tiny_transformer):
   seen = []
   s = settings(steps=10, eval_every=5)
@@ -106,6 +104,7 @@ def test_loss_decreases_and_evaluations_are_reported(tiny_params, tiny_transform
   assert r.evals[1]["total"] < start["total"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("subset", ["vector", "cin", "all"])
 def test_only_the_chosen_subset_changes(tiny_params, tiny_transformer, subset):
   r = run(settings(steps=2, train=subset), tiny_params, tiny_transformer)
@@ -216,11 +215,7 @@ SHARDED = textwrap.dedent(
 @pytest.fixture(scope="module", autouse=True)
 def four_devices():
   """The 4-device run, started when the module starts so that it compiles while the other tests run."""
-  root = Path(__file__).resolve().parents[1]
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "PYTHONPATH": str(root)}
-  proc = subprocess.Popen(
-    [sys.executable, "-c", SHARDED], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=root
-  )
+  proc = processes.start_script(SHARDED, devices=4)
   yield proc
   if proc.poll() is None:
     proc.kill()

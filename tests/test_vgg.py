@@ -108,6 +108,7 @@ def test_param_shapes_match_init():
   assert total == 20_024_384  # the 16 convolutions of VGG19
 
 
+@pytest.mark.slow
 def test_conv3x3_matches_flax_conv_and_its_gradients():
   """Same params, outputs and gradients (input and kernel) as nn.Conv + autodiff."""
   import flax.linen as nn

@@ -30,6 +30,7 @@ def _case(seed, shape, c_out):
 
 
 # Sizes that are and are not multiples of the 4x4 tile, tiny ones included.
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [(1, 8, 8, 3), (2, 7, 10, 5), (1, 1, 1, 4), (1, 13, 6, 16), (1, 3, 0, 2)])
 @pytest.mark.parametrize("mode", VARIANTS)
 def test_matches_numpy(shape, mode):
@@ -61,6 +62,7 @@ def test_bad_shapes_are_refused():
     winograd.conv3x3(np.zeros((1, 4, 4, 3), np.float32), np.zeros((36, 2, 2), np.float32))
 
 
+@pytest.mark.slow
 def test_gradients_equal_the_direct_convolution():
   """Input gradient through Winograd, kernel gradient exact, transformed kernels get none."""
   x, k = _case(1, (2, 9, 6, 8), 5)
@@ -107,6 +109,7 @@ def test_auto_is_winograd_on_cpu_only():
   assert vgg.resolve_conv("direct", "cpu") == "direct"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", VARIANTS)
 def test_features_with_winograd_equal_direct(tiny_params, mode):
   wide = vgg.prepare(tiny_params, "winograd", min_width=1)  # every conv, conv1_1 included
@@ -119,6 +122,7 @@ def test_features_with_winograd_equal_direct(tiny_params, mode):
     np.testing.assert_allclose(got[name], want[name], rtol=0, atol=1e-4 * scale, err_msg=name)
 
 
+@pytest.mark.slow
 def test_optimize_with_winograd_follows_direct(tiny_params):
   """Same run, both algorithms: the losses stay together and the images nearly equal."""
   content, style = rng_image(5, 24, 20), rng_image(6, 24, 20)

