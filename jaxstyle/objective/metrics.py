@@ -234,12 +234,7 @@ def style_distance(
   Returns:
     ``(N,)`` float32.
   """
-  x, s = _nhwc(images, "images", 3), _nhwc(style, "style", 3)
-  _check_target(x, s, "style")
-  layers = tuple(layers)
-  fx = vgg.extract_features(params, x, layers, pooling=pooling)
-  fs = vgg.extract_features(params, s, layers, pooling=pooling)
-  return _layer_mean(gram_distance, fx, fs, layers)
+  return _style_mean(gram_distance, params, images, style, tuple(layers), pooling)
 
 
 def style_swd(
@@ -269,13 +264,17 @@ def style_swd(
   Returns:
     ``(N,)`` float32.
   """
+  swd = lambda a, b: sliced_wasserstein(a, b, num_projections=num_projections, seed=seed)  # noqa: E731
+  return _style_mean(swd, params, images, style, tuple(layers), pooling)
+
+
+def _style_mean(fn, params, images, style, layers: tuple[str, ...], pooling: str) -> jax.Array:
+  """``fn`` of the images' and the style's features, averaged over ``layers``."""
   x, s = _nhwc(images, "images", 3), _nhwc(style, "style", 3)
   _check_target(x, s, "style")
-  layers = tuple(layers)
   fx = vgg.extract_features(params, x, layers, pooling=pooling)
   fs = vgg.extract_features(params, s, layers, pooling=pooling)
-  swd = lambda a, b: sliced_wasserstein(a, b, num_projections=num_projections, seed=seed)
-  return _layer_mean(swd, fx, fs, layers)
+  return _layer_mean(fn, fx, fs, layers)
 
 
 def content_distance(

@@ -80,47 +80,8 @@ def step(
     ``(x_new, state)``; ``state.value`` and ``state.grad`` are at ``x_new``.
   """
   g = state.grad
-  d, dstate = optax.scale_by_lbfgs(memory_size=memory_size).update(g, state.direction, x)
-  slope = jnp.vdot(g, d)  # > 0 for a descent direction -d
-  first = state.count == 0
-  bad = ~(slope > 0) | ~jnp.isfinite(slope)
-  d = jnp.where(bad | first, g, d)
-  slope = jnp.where(bad | first, jnp.vdot(g, g), slope)
-  t0 = learning_rate * jnp.where(first | bad, jnp.minimum(1.0, 1.0 / jnp.maximum(jnp.sum(jnp.abs(g)), 1e-30)), 1.0)
-
-  def trial(t):
-    v, gr = value_and_grad(x - t * d)
-    ok = jnp.isfinite(v) & (v <= state.value - c1 * t * slope)
-    return v, gr, ok
-
-  def steep(gr):
-    return jnp.vdot(gr, d) > c2 * slope
-
-  # One while_loop evaluates every trial, so the objective is traced (and compiled) once per
-  # step. Phase 0 halves the step until Armijo holds; a step accepted at once may be far too
-  # short (a poorly scaled direction), so phase 1 doubles it while sufficient decrease holds,
-  # the loss still falls and the slope stays steep (weak Wolfe curvature condition unmet).
-  def body(c: _Search) -> _Search:
-    v2, gr2, ok2 = trial(c.t_try)
-    # phase 0: accept on Armijo, else halve until max_backtracks
-    acc0 = ~c.grow & ok2
-    # phase 1: keep a doubled step that still decreases the loss
-    keep = c.grow & ok2 & (v2 <= c.v)
-    take = acc0 | keep
-    t = jnp.where(take, c.t_try, c.t)
-    v = jnp.where(take, v2, c.v)
-    gr = jnp.where(take, gr2, c.gr)
-    k = c.k + (~c.grow & ~ok2)
-    j = c.j + c.grow
-    grow_next = (acc0 & (c.k == 0)) | keep
-    more = grow_next & steep(gr) & (j < max_extrapolations)
-    done = jnp.where(c.grow, ~more, (acc0 & ~more) | (~ok2 & (k > max_backtracks)))
-    t_try = jnp.where(more, 2.0 * t, 0.5 * c.t_try)
-    return _Search(t_try, t, v, gr, c.ok | acc0, k, j, more, done)
-
-  no, zero = jnp.bool_(False), jnp.int32(0)
-  start = _Search(t0, jnp.zeros((), jnp.float32), state.value, g, no, zero, zero, no, no)
-  res = jax.lax.while_loop(lambda c: ~c.done, body, start)
+  d, dstate, slope, t0 = _direction(x, state, memory_size=memory_size, learning_rate=learning_rate)
+  res = _line_search(x, d, slope, t0, state, value_and_grad, max_backtracks, max_extrapolations, c1, c2)
   t, v, gr, ok, k = res.t, res.v, res.gr, res.ok, jnp.minimum(res.k, max_backtracks)
   # Failure: stay put and forget the curvature pairs, so the next step is steepest descent.
   fresh = optax.scale_by_lbfgs(memory_size=memory_size).init(x)
@@ -129,10 +90,59 @@ def step(
   return x_new, State(
     direction=dstate,
     value=jnp.where(ok, v, state.value),
-    grad=jnp.where(ok, gr, state.grad),
+    grad=jnp.where(ok, gr, g),
     count=jnp.where(ok, state.count + 1, 0),
     backtracks=state.backtracks + k,
   )
+
+
+def _direction(x, state: State, *, memory_size: int, learning_rate: float):
+  """The search direction ``d`` (the step is ``-t d``), the memory after it, the slope ``g . d`` and the first
+  trial step: the L-BFGS direction, or the gradient at the first step and wherever L-BFGS's is not a descent
+  direction, then scaled by ``min(1, 1/|g|_1)`` as torch does."""
+  g = state.grad
+  d, dstate = optax.scale_by_lbfgs(memory_size=memory_size).update(g, state.direction, x)
+  slope = jnp.vdot(g, d)  # > 0 for a descent direction -d
+  first = state.count == 0
+  bad = ~(slope > 0) | ~jnp.isfinite(slope)
+  d = jnp.where(bad | first, g, d)
+  slope = jnp.where(bad | first, jnp.vdot(g, g), slope)
+  t0 = learning_rate * jnp.where(first | bad, jnp.minimum(1.0, 1.0 / jnp.maximum(jnp.sum(jnp.abs(g)), 1e-30)), 1.0)
+  return d, dstate, slope, t0
+
+
+def _line_search(x, d, slope, t0, state: State, value_and_grad, max_backtracks, max_extrapolations, c1, c2) -> _Search:
+  """The accepted step along ``-d``, its loss and gradient, in one ``while_loop`` that evaluates every trial, so
+  the objective is traced (and compiled) once per step.
+
+  Phase 0 halves the step until Armijo holds; a step accepted at once may be far too short (a poorly scaled
+  direction), so phase 1 doubles it while sufficient decrease holds, the loss still falls and the slope stays
+  steep (weak Wolfe curvature condition unmet)."""
+
+  def trial(t):
+    v, gr = value_and_grad(x - t * d)
+    ok = jnp.isfinite(v) & (v <= state.value - c1 * t * slope)
+    return v, gr, ok
+
+  def body(c: _Search) -> _Search:
+    v2, gr2, ok2 = trial(c.t_try)
+    acc0 = ~c.grow & ok2  # phase 0: accept on Armijo, else halve until max_backtracks
+    keep = c.grow & ok2 & (v2 <= c.v)  # phase 1: keep a doubled step that still decreases the loss
+    take = acc0 | keep
+    t = jnp.where(take, c.t_try, c.t)
+    v = jnp.where(take, v2, c.v)
+    gr = jnp.where(take, gr2, c.gr)
+    k = c.k + (~c.grow & ~ok2)
+    j = c.j + c.grow
+    grow_next = (acc0 & (c.k == 0)) | keep
+    more = grow_next & (jnp.vdot(gr, d) > c2 * slope) & (j < max_extrapolations)
+    done = jnp.where(c.grow, ~more, (acc0 & ~more) | (~ok2 & (k > max_backtracks)))
+    t_try = jnp.where(more, 2.0 * t, 0.5 * c.t_try)
+    return _Search(t_try, t, v, gr, c.ok | acc0, k, j, more, done)
+
+  no, zero = jnp.bool_(False), jnp.int32(0)
+  start = _Search(t0, jnp.zeros((), jnp.float32), state.value, state.grad, no, zero, zero, no, no)
+  return jax.lax.while_loop(lambda c: ~c.done, body, start)
 
 
 def lbfgs(
