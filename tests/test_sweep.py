@@ -49,8 +49,9 @@ def test_layer_sets_rescale_weights():
   config = presets.gatys()
   spec = sweep.SweepSpec(style_layer_sets=(("relu1_1",), ("relu1_1", "relu2_1")))
   _, members, _ = spec.grid(config)
-  assert [w for _, w in members[0].loss.style_layers] == pytest.approx((0.25,))
-  assert [w for _, w in members[1].loss.style_layers] == pytest.approx((0.125, 0.125))
+  # every member reads the shared layers (so its command runs the sweep's program), 0 outside its set
+  assert [w for _, w in members[0].loss.style_layers] == pytest.approx((0.25, 0, 0, 0, 0))
+  assert [w for _, w in members[1].loss.style_layers] == pytest.approx((0.125, 0.125, 0, 0, 0))
   w = spec.weights(config)
   np.testing.assert_allclose(w.style_layers["relu2_1"], [0.0, 0.125])
   np.testing.assert_allclose(w.style_layers["relu5_1"], [0.0, 0.0])
@@ -61,10 +62,16 @@ def test_batches_and_padding_do_not_change_results(tiny_params):
   config = base()
   spec = sweep.SweepSpec(ratios=(1e-5, 1e-3, 1e-1))
   w = spec.weights(config)
-  whole = sweep.stylize_sweep(CONTENT, STYLE, config, w, params=tiny_params)
-  pairs = sweep.stylize_sweep(CONTENT, STYLE, config, w, params=tiny_params, batch_size=2)
-  assert pairs.timings["batch"] == 2 and whole.timings["batch"] == 3
+  whole = sweep.stylize_sweep(CONTENT, STYLE, config, w, params=tiny_params, batching="vmap")
+  pairs = sweep.stylize_sweep(CONTENT, STYLE, config, w, params=tiny_params, batch_size=2, batching="vmap")
+  assert pairs.timings["batch"] == 2 and whole.timings["batch"] == 3 and not whole.exact
   np.testing.assert_allclose(pairs.images, whole.images, atol=1e-5)
+  # map: members alone, one or two at once, the same bits
+  one = sweep.stylize_sweep(CONTENT, STYLE, config, w, params=tiny_params, batching="map")
+  two = sweep.stylize_sweep(CONTENT, STYLE, config, w, params=tiny_params, batch_size=2, batching="map")
+  assert one.exact and one.timings["batch"] == 1 and two.timings["batch"] == 2
+  np.testing.assert_array_equal(one.images, two.images)
+  np.testing.assert_allclose(one.images, whole.images, atol=1e-5)
 
 
 def test_out_of_memory_halves_the_batch(tiny_params, monkeypatch):
@@ -80,13 +87,13 @@ def test_out_of_memory_halves_the_batch(tiny_params, monkeypatch):
   monkeypatch.setattr(sweep, "optimize", limited)
   config = base()
   w = sweep.SweepSpec(ratios=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1)).weights(config)
-  r = sweep.stylize_sweep(CONTENT, STYLE, config, w, params=tiny_params)
+  r = sweep.stylize_sweep(CONTENT, STYLE, config, w, params=tiny_params, batching="vmap")
   assert seen[:2] == [5, 2] and r.timings["batch"] == 2 and r.images.shape[0] == 5
   monkeypatch.setattr(
     sweep, "optimize", lambda *a, **k: (_ for _ in ()).throw(jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED"))
   )
   with pytest.raises(sweep.SweepMemoryError, match="does not fit"):
-    sweep.stylize_sweep(CONTENT, STYLE, config, w, params=tiny_params)
+    sweep.stylize_sweep(CONTENT, STYLE, config, w, params=tiny_params, batching="vmap")
 
 
 def test_blend_of_one_style_at_weight_one_equals_that_style(tiny_params):
@@ -120,12 +127,17 @@ SHARDED = textwrap.dedent(
   config = presets.gatys(size=None, steps=4, report_every=2)
   w = sweep.SweepSpec(ratios=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)).weights(config)
   c, s = rng_image(0, 32, 40), rng_image(1, 40, 32)
-  sharded = sweep.stylize_sweep(c, s, config, w, params=params)
-  single = sweep.stylize_sweep(c, s, config, w, params=params, devices=jax.devices()[:1])
+  sharded = sweep.stylize_sweep(c, s, config, w, params=params, batching="vmap")
+  single = sweep.stylize_sweep(c, s, config, w, params=params, devices=jax.devices()[:1], batching="vmap")
   assert sharded.timings["devices"] == 4 and sharded.timings["batch"] == 8, sharded.timings
   assert single.timings["devices"] == 1
   np.testing.assert_allclose(sharded.images, single.images, atol=1e-4)
   np.testing.assert_allclose([l["total"] for l in sharded.losses], [l["total"] for l in single.losses], rtol=1e-4)
+  # map (auto on CPU): members on the four devices at once, the bits of each alone on one device
+  spread = sweep.stylize_sweep(c, s, config, w, params=params)
+  alone = sweep.stylize_sweep(c, s, config, w, params=params, devices=jax.devices()[:1], batch_size=1)
+  assert spread.exact and spread.timings["batch"] == 4 and alone.timings["batch"] == 1
+  np.testing.assert_array_equal(spread.images, alone.images)
   print("OK", sharded.images.shape)
   """
 )
@@ -166,7 +178,7 @@ def test_two_process_sweep_equals_one_process(tiny_params, tmp_path):
 
   outs = run_two_processes(MULTIHOST, tiny_params, tmp_path)
   config, w = multihost_case()
-  one = sweep.stylize_sweep(CONTENT, STYLE, config, w, params=tiny_params)
+  one = sweep.stylize_sweep(CONTENT, STYLE, config, w, params=tiny_params, batching="vmap")
   assert one.timings["devices"] == 1
   losses = [[m[k] for k in sorted(m)] for m in one.losses]
   for i in range(2):
@@ -219,7 +231,8 @@ def test_cli_sweep_writes_members_sheet_and_reproducible_commands(tmp_path, tiny
   cmd[cmd.index("-o") + 1] = str(alone)
   assert cmd[:2] == ["jaxstyle", "stylize"]
   assert cli.main(cmd[1:] + ["-q"]) == 0, capsys.readouterr().err
-  np.testing.assert_allclose(images.load_image(alone), images.load_image(out / m["image"]), atol=2.5 / 255)
+  assert rec["batching"] == "map" and rec["members_equal_their_commands"] == "bit for bit"
+  np.testing.assert_array_equal(images.load_image(alone), images.load_image(out / m["image"]))
 
 
 def test_cli_sweep_bad_input(tmp_path, tiny_weights_file, monkeypatch, capsys):
@@ -253,3 +266,35 @@ def test_public_api_names(tiny_params):
   r = js.stylize_sweep(CONTENT, STYLE, spec.run_config(config), spec.weights(config), params=tiny_params)
   assert isinstance(r, js.SweepResult) and r.images.shape[0] == 1
   assert js.sweep.figure3 and js.run_step and js.lbfgs.step and js.optimizer
+
+
+@pytest.mark.slow
+def test_every_member_is_its_command_alone_bit_for_bit(tmp_path, tiny_weights_file, monkeypatch, capsys):
+  """Sweeps of 3 and 8 members, 200 L-BFGS steps at 128 px, run 1, 3 and 8 at a time: every member's image is
+  exactly what its recorded command gives alone (long enough for last-bit differences to grow into visible
+  ones, as batched runs' do)."""
+  monkeypatch.setenv("JAXSTYLE_WEIGHTS", str(tiny_weights_file))
+  c, s = tmp_path / "c.png", tmp_path / "s.png"
+  images.save_image(c, rng_image(3, 96, 128))
+  images.save_image(s, rng_image(4, 128, 96))
+  flags = ["--size", "128", "--steps", "200", "--report-every", "100", "--seed", "0", "-q"]
+  ratios = {3: "1e-4,1e-3,1e-2", 8: "1e-5,3e-5,1e-4,3e-4,1e-3,3e-3,1e-2,3e-2"}
+  commands: dict[str, list] = {}
+  for members, at_once in ((3, 3), (8, 1), (8, 8)):
+    out = tmp_path / f"sweep{members}_{at_once}"
+    args = ["sweep", c, s, "-o", out, "--ratios", ratios[members], "--batch", str(at_once), *flags]
+    assert cli.main([str(a) for a in args]) == 0, capsys.readouterr().err
+    rec = json.loads((out / "sweep.json").read_text())
+    assert rec["members_equal_their_commands"] == "bit for bit" and len(rec["members"]) == members
+    for m in rec["members"]:
+      key = m["command"].split(" -o ")[1].split(" ", 1)[1]  # the settings, not the output path
+      commands.setdefault(key, []).append(images.load_image(out / m["image"]))
+  assert len(commands) == 8  # the 3-member sweep's ratios are among the 8's
+  for k, (key, got) in enumerate(commands.items()):
+    cmd = shlex.split(
+      "jaxstyle stylize " + str(c) + " " + str(s) + " -o " + str(tmp_path / f"alone{k}.png") + " " + key
+    )
+    assert cli.main(cmd[1:] + ["-q"]) == 0, capsys.readouterr().err
+    alone = images.load_image(tmp_path / f"alone{k}.png")
+    for image in got:
+      np.testing.assert_array_equal(image, alone)

@@ -44,7 +44,17 @@ def add_parser(sub) -> None:
     action="store_true",
     help="Gatys et al. 2016 Fig. 3: layer sets relu1_1 .. relu1_1-relu5_1 x ratios 1e-5..1e-2, from noise",
   )
-  p.add_argument("--batch", type=common.positive_int, metavar="N", help="members per compiled batch (default: all)")
+  p.add_argument(
+    "--batch", type=common.positive_int, metavar="N",
+    help="vmap: members per compiled batch (default: all); map: members run at once (default: one per device)",
+  )  # fmt: skip
+  p.add_argument(
+    "--batching",
+    choices=sweep.BATCHINGS,
+    default="auto",
+    help="map: each member alone with the single-image programs, so its image is bit for bit its command's; "
+    "vmap: one batched program (faster on GPUs; equal to float32 rounding); auto: map on CPU, else vmap",
+  )
   common.add_recipe_args(p)
   p.set_defaults(handler=run)
 
@@ -104,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
   result = sweep.stylize_sweep(
     inputs.content, inputs.styles, run_config, spec.weights(config), params=params, mask=inputs.mask,
     regions=inputs.regions, init_image=inputs.init_image, batch_size=args.batch,
-    callback=common.ProgressPrinter(args.quiet),
+    callback=common.ProgressPrinter(args.quiet), batching=args.batching,
   )  # fmt: skip
   wall = time.perf_counter() - t0
   scores = _scores(params, inputs, run_config, result.images)
@@ -120,6 +130,11 @@ def run(args: argparse.Namespace) -> int:
     "style": [os.path.abspath(p) for p in args.style],
     "sheet": "sheet.png",
     "columns": columns,
+    "batching": result.batching,
+    # what a member's "command" gives on the backend that ran the sweep
+    "members_equal_their_commands": "bit for bit"
+    if result.exact
+    else "to float32 rounding (a batch sums in another order)",
     "members": members_record,
     **common.run_record(run_config.to_dict(), None, {**result.timings, "wall_s": wall}, winfo),
   }
@@ -128,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
   t = result.timings
   print(
     f"wrote {len(names)} images, {out}/sheet.png, {out}/pareto.png and {out}/sweep.json; "
-    f"{t['image_steps_per_s']:.2f} image-steps/s in batches of {t['batch']} on {t['devices']} device(s); "
+    f"{t['image_steps_per_s']:.2f} image-steps/s ({result.batching}, {t['batch']} at once) "
+    f"on {t['devices']} device(s); "
     f"compile {t['compile_s']:.1f}s"
   )
   return 0

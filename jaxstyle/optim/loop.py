@@ -203,29 +203,70 @@ def optimize(
   Raises:
     ResourceError: the run does not fit in memory (the message names what would).
   """
+  member = Member(image, params, targets, weights, resume=resume)
+  return optimize_members([member], config, batched=batched, callback=callback, stop=stop, span=span,
+                          tile_callback=tile_callback)[0]  # fmt: skip
+
+
+class Member(NamedTuple):
+  """One problem of :func:`optimize_members`: its start, network, targets and weights (as :func:`optimize`'s),
+  a checkpoint to resume, and the device it runs on (``None``: as given; several members run on their devices
+  at once)."""
+
+  image: ArrayLike
+  params: Mapping
+  targets: Targets
+  weights: losses.LossWeights
+  resume: Resume | None = None
+  device: jax.Device | None = None
+
+
+def optimize_members(
+  members: Sequence[Member],
+  config: StyleConfig,
+  *,
+  batched: bool = False,
+  callback: Callable[[Progress], None] | None = None,
+  stop: Callable[[], bool] | None = None,
+  span: Span | None = None,
+  tile_callback: Callable[[tiled.TileProgress], None] | None = None,
+) -> list[Run]:
+  """:func:`optimize` of several problems at once, each with the executables :func:`optimize` compiles for it
+  alone (on its device), through the same chunk boundaries: so each member's :class:`Run` is, bit for bit,
+  what :func:`optimize` gives it alone. Members on different devices run concurrently. A member whose loss
+  becomes non-finite is recovered or ends as it would alone while the others go on; ``stop`` ends them all;
+  ``callback`` sees the first member still running. Tiles are spread over several devices only for a single
+  member.
+
+  Returns:
+    one :class:`Run` per member, in order.
+  """
   static = Static.from_config(config)
   span = Span() if span is None else span
-  params = vgg.prepare(params, config.network.conv, layers=static.form.layers)  # no-op when already prepared
-  x = jnp.array(image if resume is None else resume.image, jnp.float32, copy=True)  # the loop donates x
+  progress = tile_callback is not None
+  lanes = [_lane(m, static, config, batched=batched, spread=len(members) == 1, progress=progress) for m in members]
+  reporting = tiled.reporting(tile_callback) if any(lane.static.tiling.progress for lane in lanes) else None
+  with reporting or contextlib.nullcontext():
+    return _Loop(lanes, batched=batched).run(config, callback=callback, stop=stop, span=span)
+
+
+def _lane(member: Member, static: Static, config: StyleConfig, *, batched, spread, progress) -> _Lane:
+  """A member's arrays on its device and its compiled programs (:func:`_plan`), and its loop state."""
+  params = vgg.prepare(member.params, config.network.conv, layers=static.form.layers)  # no-op when prepared
+  image = member.image if member.resume is None else member.resume.image
+  x = jnp.array(image, jnp.float32, copy=True)  # the loop donates x
+  args = (x, params, member.targets, member.weights)
+  if member.device is not None:
+    args = jax.device_put(args, member.device)
   # A batch sharded over devices keeps every per-member output sharded the same way.
-  out_sharding = x.sharding if batched and isinstance(x.sharding, NamedSharding) else None
-  plan = _plan(
-    config.network.tile,
-    static,
-    (x, params, targets, weights),
-    batched=batched,
-    out_sharding=out_sharding,
-    progress=tile_callback is not None,
-  )
+  out_sharding = args[0].sharding if batched and isinstance(args[0].sharding, NamedSharding) else None
+  plan = _plan(config.network.tile, static, args, batched=batched, out_sharding=out_sharding, progress=progress,
+               spread=spread)  # fmt: skip
   in_axes = BATCH_AXES["init"] if batched else None
   init_fn, t_init = compiled(
     "init", init_state, plan.args, static=plan.static, in_axes=in_axes, out_sharding=plan.out_sharding
   )
-  loop = _Loop(plan.static, init_fn, plan.chunk_fn, *plan.args[1:], batched=batched)
-  reporting = tiled.reporting(tile_callback) if plan.static.tiling.progress else contextlib.nullcontext()
-  with reporting:
-    return loop.run(plan.args[0], config, t_init + plan.compile_s, callback=callback, stop=stop, resume=resume,
-                    span=span)  # fmt: skip
+  return _Lane(plan.static, init_fn, plan.chunk_fn, plan.args, t_init + plan.compile_s, member.resume, batched)
 
 
 # --------------------------------------------------------------------------- planning
@@ -241,7 +282,7 @@ class _Plan(NamedTuple):
   compile_s: float
 
 
-def _plan(setting, static: Static, args: tuple, *, batched: bool, out_sharding, progress: bool) -> _Plan:
+def _plan(setting, static: Static, args: tuple, *, batched: bool, out_sharding, progress: bool, spread: bool) -> _Plan:
   """Resolves ``--tile`` and compiles the chunk of steps from shapes, before anything runs.
 
   ``auto`` compiles the whole-image chunk first and keeps it if it fits; otherwise it tries the tiles that
@@ -256,7 +297,7 @@ def _plan(setting, static: Static, args: tuple, *, batched: bool, out_sharding, 
     if fit is None or fit[0] <= fit[2]:
       return _Plan(static, args, out_sharding, exe, spent)
     tiles = _auto_tiles(fit, args[0].shape, static.form.layers)
-  if tiles[0] is not None:
+  if tiles[0] is not None and spread:
     static, args, out_sharding = _spread(static, args, batched=batched, out_sharding=out_sharding)
     static = static.tiled(static.tile, progress=progress and not batched)
   for tile in tiles:
@@ -332,6 +373,10 @@ class _History:
     for n in PARTS:
       self.report[n].append(np.asarray(parts[n]))
 
+  def last(self, start: int) -> int:
+    """The step of the last chunk end recorded (``start`` when none is)."""
+    return int(self.report["step"][-1]) if self.report["step"] else start
+
   def as_dict(self, lead: tuple[int, ...]) -> dict[str, np.ndarray]:
     """The history as arrays (``lead`` is the batch's shape, ``()`` for one image)."""
     h = {"total": np.concatenate(self.totals, axis=-1) if self.totals else np.zeros(lead + (0,), np.float32)}
@@ -350,12 +395,20 @@ def _due(step: int, every: int | None) -> bool:
   return bool(every) and step % every == 0
 
 
-class _Loop:
-  """:func:`optimize`'s loop of compiled chunks, once the executables are there."""
+class _Lane:
+  """One member of a loop: its programs, its constants, and its state between chunks."""
 
-  def __init__(self, static: Static, init_fn, chunk_fn, params, targets, weights, *, batched: bool):
+  def __init__(self, static: Static, init_fn, chunk_fn, args: tuple, compile_s: float, resume, batched: bool):
     self.static, self.init_fn, self.chunk_fn, self.batched = static, init_fn, chunk_fn, batched
-    self.consts = (params, targets, weights)
+    self.consts, self.compile_s, self.resume = args[1:], compile_s, resume
+    self.x, self.state = args[0], self.start_state(args[0], resume)
+    self.last_ok, self.status, self.resets, self.parts, self.values = jnp.copy(self.x), "completed", 0, None, None
+    self.history = _History(resume)
+    self.pending = None
+
+  @property
+  def running(self) -> bool:
+    return self.status == "completed"
 
   def start_state(self, x: jax.Array, resume: Resume | None):
     """The optimizer state at ``x``, or the checkpoint's in the same structure and placement."""
@@ -371,75 +424,108 @@ class _Loop:
       saved = [placement.replicate(v, a.sharding) for v, a in zip(saved, leaves, strict=True)]
     return jax.tree.unflatten(tree, [jax.device_put(v, a.sharding) for v, a in zip(saved, leaves, strict=True)])
 
+  def dispatch(self, steps: int) -> None:
+    """Starts ``steps`` steps (asynchronously: the device runs while the host dispatches other members)."""
+    self.pending = (steps, self.chunk_fn(self.x, self.state, jnp.int32(steps), *self.consts))
+
+  def collect(self) -> bool:
+    """The dispatched chunk's results on the host; a non-finite loss resets L-BFGS once from the last finite
+    image and runs the chunk again, else ends the member with that image. Whether the member goes on."""
+    while True:
+      steps, (x, state, values, parts) = self.pending
+      values, parts = placement.to_host((values, parts))
+      self.x, self.state, self.values, self.parts = x, state, np.asarray(values)[..., :steps], parts
+      ok = _finite(parts)
+      if not np.all(ok) and not self.batched and self.static.optimizer.kind == "lbfgs" and self.resets == 0:
+        self.resets += 1  # reset L-BFGS memory from the last finite image and try once more
+        self.x = jnp.copy(self.last_ok)
+        self.state = self.init_fn(self.x, *self.consts)
+        self.dispatch(steps)
+        continue
+      if not np.any(ok):
+        self.x, self.status = self.last_ok, "non-finite"
+        return False
+      self.last_ok = self._keep_finite(ok)
+      return True
+
+  def _keep_finite(self, ok: np.ndarray):
+    """The latest images whose loss is finite: all of ``x`` for one image, member by member for a batch."""
+    if not self.batched:
+      return jnp.copy(self.x)
+    keep = jnp.asarray(ok).reshape((-1,) + (1,) * (self.x.ndim - 1))
+    return jnp.where(keep, self.x, self.last_ok)
+
   def chunk(self, x, state, steps: int):
-    """``steps`` steps; the loss values and the parts at the end, on the host."""
+    """``steps`` steps run now; the loss values and the parts at the end, on the host."""
     x, state, values, parts = self.chunk_fn(x, state, jnp.int32(steps), *self.consts)
     values, parts = placement.to_host((values, parts))
     return x, state, np.asarray(values)[..., :steps], parts
 
-  def run(self, x, config: StyleConfig, compile_s: float, *, callback, stop, resume, span: Span) -> Run:
-    run, first = config.run, span.first_step
-    last = first + run.steps
-    total_steps = last if span.total_steps is None else span.total_steps
-    state = self.start_state(x, resume)
-    history = _History(resume)
-    done = first if resume is None else int(resume.step)
-    last_ok, status, resets, parts = jnp.copy(x), "completed", 0, None
-    t0, start = time.perf_counter(), done
-    stops = boundaries(done, last, every=(run.report_every, run.save_every), chunk=run.chunk)
-    while stops:
-      x, state, values, parts = self.chunk(x, state, stops[0] - done)
-      ok = _finite(parts)
-      if not np.all(ok) and not self.batched and self.static.optimizer.kind == "lbfgs" and resets == 0:
-        resets += 1  # reset L-BFGS memory from the last finite image and try once more
-        x = jnp.copy(last_ok)
-        state = self.init_fn(x, *self.consts)
-        continue
-      if not np.any(ok):
-        x, status = last_ok, "non-finite"
-        break
-      last_ok = self._keep_finite(x, last_ok, ok)
-      done = stops.pop(0)
-      history.add(values, parts, done)
-      if callback is not None:
-        elapsed = time.perf_counter() - t0
-        due = dict(report=_due(done, run.report_every) or done == total_steps, save=_due(done, run.save_every))
-        callback(self._progress(done, total_steps, parts, elapsed, start, x, state, history, span, last, due))
-      if stop is not None and placement.any_process(stop()):
-        status = "stopped"
-        break
-    return self._finish(x, state, last_ok, parts, status, history, (start, done), t0, compile_s, resets)
-
-  def _keep_finite(self, x, last_ok, ok: np.ndarray):
-    """The latest images whose loss is finite: all of ``x`` for one image, member by member for a batch."""
-    if not self.batched:
-      return jnp.copy(x)
-    keep = jnp.asarray(ok).reshape((-1,) + (1,) * (x.ndim - 1))
-    return jnp.where(keep, x, last_ok)
-
-  def _progress(self, done, total_steps, parts, elapsed, start, x, state, history, span, last, due) -> Progress:
-    first = (lambda v: float(np.ravel(v)[0])) if self.batched else float
-    now = {n: first(parts[n]) for n in PARTS}
-    now["total"] = sum(now.values())
-    rate = (done - start) / elapsed if elapsed > 0 else 0.0
-    return Progress(
-      done, total_steps, now, elapsed, rate, placement.local(x), placement.local(state),
-      history.as_dict(x.shape[:-3]), span.scale, work_left=(last - done) + span.later_work, **due,
-    )  # fmt: skip
-
-  def _finish(self, x, state, last_ok, parts, status, history, steps, t0, compile_s, resets) -> Run:
-    run_s = time.perf_counter() - t0
+  def finish(self, steps: tuple[int, int], run_s: float) -> Run:
     start, done = steps
-    steps_run = done - start
-    fresh = parts is not None and status != "non-finite"
+    x, state, parts = self.x, self.state, self.parts
+    fresh = parts is not None and self.status != "non-finite"
     if self.batched and parts is not None and not np.all(_finite(parts)):
-      x, fresh = last_ok, False  # members whose loss became non-finite keep their last finite image
+      x, fresh = self.last_ok, False  # members whose loss became non-finite keep their last finite image
     if not fresh:  # zero steps, or x is not the last chunk's output: evaluate it
       _, _, _, parts = self.chunk(jnp.copy(x), state, 0)
     final = placement.to_host(dict(parts))
     final["total"] = final["content"] + final["style"] + final["tv"]
-    timings = {"compile_s": compile_s, "run_s": run_s, "steps_per_s": steps_run / run_s if run_s > 0 else 0.0}
+    steps_run = done - start
+    timings = {"compile_s": self.compile_s, "run_s": run_s, "steps_per_s": steps_run / run_s if run_s > 0 else 0.0}
     image = jnp.clip(compose(x, self.consts[1]), 0.0, 1.0)
     if not image.is_fully_addressable and image.sharding.is_fully_replicated:
       image = placement.same_everywhere(image)
-    return Run(image, history.as_dict(x.shape[:-3]), final, timings, status, done, resets, self.static.tile)
+    history = self.history.as_dict(x.shape[:-3])
+    return Run(image, history, final, timings, self.status, done, self.resets, self.static.tile)
+
+
+class _Loop:
+  """:func:`optimize_members`' loop of compiled chunks over its members, once the executables are there."""
+
+  def __init__(self, lanes: list[_Lane], *, batched: bool):
+    self.lanes, self.batched = lanes, batched
+
+  def run(self, config: StyleConfig, *, callback, stop, span: Span) -> list[Run]:
+    run, first = config.run, span.first_step
+    last = first + run.steps
+    total_steps = last if span.total_steps is None else span.total_steps
+    resumed = [lane.resume.step for lane in self.lanes if lane.resume is not None]
+    done = first if not resumed else int(resumed[0])
+    if any(step != done for step in resumed) or (resumed and len(resumed) != len(self.lanes)):
+      raise InputError("members resumed together must have been saved at the same step")
+    t0, start, stopped = time.perf_counter(), done, False
+    stops = boundaries(done, last, every=(run.report_every, run.save_every), chunk=run.chunk)
+    while stops and any(lane.running for lane in self.lanes):
+      live = [lane for lane in self.lanes if lane.running]
+      for lane in live:
+        lane.dispatch(stops[0] - done)
+      live = [lane for lane in live if lane.collect()]
+      if not live:
+        break
+      done = stops.pop(0)
+      for lane in live:
+        lane.history.add(lane.values, lane.parts, done)
+      if callback is not None:
+        elapsed = time.perf_counter() - t0
+        due = dict(report=_due(done, run.report_every) or done == total_steps, save=_due(done, run.save_every))
+        callback(self._progress(live[0], done, total_steps, elapsed, start, span, last, due))
+      if stop is not None and placement.any_process(stop()):
+        stopped = True
+        break
+    run_s = time.perf_counter() - t0
+    for lane in self.lanes:
+      if stopped and lane.running:
+        lane.status = "stopped"
+    return [lane.finish((start, done if lane.status != "non-finite" else lane.history.last(start)), run_s)
+            for lane in self.lanes]  # fmt: skip
+
+  def _progress(self, lane: _Lane, done, total_steps, elapsed, start, span, last, due) -> Progress:
+    first = (lambda v: float(np.ravel(v)[0])) if self.batched else float
+    now = {n: first(lane.parts[n]) for n in PARTS}
+    now["total"] = sum(now.values())
+    rate = (done - start) / elapsed if elapsed > 0 else 0.0
+    return Progress(
+      done, total_steps, now, elapsed, rate, placement.local(lane.x), placement.local(lane.state),
+      lane.history.as_dict(lane.x.shape[:-3]), span.scale, work_left=(last - done) + span.later_work, **due,
+    )  # fmt: skip

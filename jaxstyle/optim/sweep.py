@@ -1,21 +1,30 @@
 """Sweeps: many loss weightings in one compiled, vmapped and sharded program.
 
-A sweep is a :class:`~jaxstyle.losses.LossWeights` whose leaves carry a leading batch
-axis ``B``. Image, optimizer state and weights are vmapped; VGG params and the
-content/style targets are shared (computed once); L-BFGS keeps one history and line
-search per member. On several devices the batch axis is sharded over a 1-D mesh
-(``jax.sharding``), so more devices run a larger sweep in the same time; on several
-hosts call ``jax.distributed.initialize()`` first and the same mesh spans every
-process's devices.
+A sweep is a :class:`~jaxstyle.objective.losses.LossWeights` whose leaves carry a leading batch axis ``B``;
+VGG params and the content/style targets are shared (computed once). Its members run one of two ways
+(``batching``, :data:`BATCHINGS`):
+
+* ``"map"`` (``"auto"`` on CPU): each member is its own problem with the single-image programs
+  :func:`~jaxstyle.optim.loop.optimize` runs for one image, members on different local devices at once
+  (:func:`~jaxstyle.optim.loop.optimize_members`). Each member's image is then bit for bit what its
+  ``jaxstyle stylize`` command gives alone. On CPU a batch buys nothing (a batch of 8 ran slower per image
+  than one).
+* ``"vmap"`` (``"auto"`` elsewhere, and with several processes): one vmapped program whose batch axis is
+  sharded over a 1-D mesh (``jax.sharding``), so more devices run a larger sweep in the same time; L-BFGS
+  keeps one history and line search per member. A member then equals its command to float32 rounding, not
+  bit for bit: the batch's size changes how XLA blocks its sums, and L-BFGS amplifies the last bits. On
+  several hosts call ``jax.distributed.initialize()`` first and pass ``devices=jax.devices()``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import os
+import typing
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,11 +37,26 @@ from jaxstyle.io import images as imageio
 from jaxstyle.io.vgg_weights import load_vgg19
 from jaxstyle.nets import vgg
 from jaxstyle.objective import losses
-from jaxstyle.optim.loop import Progress, Run, optimize
+from jaxstyle.optim.loop import Member, Progress, Run, optimize, optimize_members
 from jaxstyle.optim.problem import finish, setup_problem
 from jaxstyle.runtime.placement import to_host
 from jaxstyle.settings import presets
 from jaxstyle.settings.style import StyleConfig
+
+Batching = Literal["auto", "map", "vmap"]
+BATCHINGS: tuple[str, ...] = typing.get_args(Batching)
+
+
+def resolve_batching(batching: str, devices: Sequence[jax.Device]) -> str:
+  """``"auto"``: ``"map"`` on CPU devices of this process, ``"vmap"`` otherwise."""
+  if batching not in BATCHINGS:
+    raise InputError(f"batching must be one of {', '.join(BATCHINGS)}, not {batching!r}")
+  several = any(d.process_index != jax.process_index() for d in devices)
+  if batching == "map" and several:
+    raise InputError("batching 'map' runs on this process's devices; with devices of several processes use 'vmap'")
+  if batching == "auto":
+    return "map" if not several and all(d.platform == "cpu" for d in devices) else "vmap"
+  return batching
 
 
 class SweepMemoryError(ResourceError):
@@ -48,13 +72,20 @@ class SweepResult:
     history: as :class:`~jaxstyle.optim.stylize.Result`'s, each with a leading ``B`` axis.
     losses: one dict of final weighted loss parts and ``"total"`` per member.
     timings: ``compile_s``, ``run_s``, ``image_steps_per_s`` (members x steps / s),
-      ``batch`` (members per compiled batch) and ``devices``.
+      ``batch`` (members per compiled batch, or run at once with ``"map"``) and ``devices``.
+    batching: how the members ran, ``"map"`` or ``"vmap"`` (see the module).
   """
 
   images: np.ndarray
   history: dict[str, np.ndarray]
   losses: list[dict[str, float]]
   timings: dict[str, float]
+  batching: str = "vmap"
+
+  @property
+  def exact(self) -> bool:
+    """Whether each member is bit for bit what it gives alone (``"map"``)."""
+    return self.batching == "map"
 
 
 def stack_weights(weightings: Sequence[losses.LossWeights]) -> losses.LossWeights:
@@ -84,11 +115,12 @@ def stylize_sweep(
   batch_size: int | None = None,
   devices: Sequence[jax.Device] | None = None,
   callback: Callable[[Progress], None] | None = None,
+  batching: str = "auto",
 ) -> SweepResult:
-  """Runs one stylization per member of ``weights`` in batched, compiled programs.
+  """Runs one stylization per member of ``weights``, members side by side or in batched programs.
 
-  Each member equals a separate :func:`~jaxstyle.stylize` with the same settings
-  and seed, to float tolerance.
+  Each member equals a separate :func:`~jaxstyle.stylize` with the same settings and seed (its config from
+  :meth:`SweepSpec.grid`): bit for bit with ``batching="map"``, to float32 rounding with ``"vmap"``.
 
   Args:
     content: ``(H, W, 3)`` RGB in [0, 1], or a path.
@@ -98,10 +130,11 @@ def stylize_sweep(
     weights: :class:`LossWeights` with a leading batch axis ``B`` on every leaf.
     params: VGG19 params; default ``load_vgg19()``.
     mask, regions, init_image: as :func:`~jaxstyle.stylize`'s.
-    batch_size: members per compiled batch (default all, rounded up to a multiple of
-      the device count); halved automatically while a batch does not fit in memory.
-    devices: devices to shard the batch over (default all local devices).
-    callback: progress of member 0 of each batch.
+    batch_size: ``"vmap"``: members per compiled batch (default all, rounded up to a multiple of the device
+      count); ``"map"``: members run at once (default one per device). Halved while it does not fit in memory.
+    devices: devices to run the members on (default all local devices).
+    callback: progress of the first member of each batch.
+    batching: ``"auto"``, ``"map"`` or ``"vmap"`` (see the module).
 
   Returns:
     :class:`SweepResult`.
@@ -115,18 +148,26 @@ def stylize_sweep(
   # Winograd kernels transformed once, for the targets and every batch.
   params = vgg.prepare(params, config.network.conv, layers=config.layers)
   problem = setup_problem(params, content_rgb, style, config, mask=mask, regions=regions, init_image=init_image)
-  mesh = jax.sharding.Mesh(np.asarray(list(devices) if devices is not None else jax.local_devices()), ("batch",))
-  params, targets = jax.device_put((params, problem.targets), NamedSharding(mesh, P()))
-  first = -(-min(batch_size or total, total) // mesh.size) * mesh.size
-  parts, batch = _run_batches(problem.start, params, targets, weights, config, mesh, first, callback=callback)
-  return _collect(parts, content_rgb, config, total, batch, mesh.size)
+  devices = list(devices) if devices is not None else jax.local_devices()
+  mode = resolve_batching(batching, devices)
+  if mode == "map":
+    run = functools.partial(_run_members, problem.start, params, problem.targets, weights, config, devices)
+    parts, batch = run(batch_size or len(devices), callback=callback)
+  else:
+    mesh = jax.sharding.Mesh(np.asarray(devices), ("batch",))
+    params, targets = jax.device_put((params, problem.targets), NamedSharding(mesh, P()))
+    first = -(-min(batch_size or total, total) // mesh.size) * mesh.size
+    parts, batch = _run_batches(problem.start, params, targets, weights, config, mesh, first, callback=callback)
+  return _collect(parts, content_rgb, config, total, batch, len(devices), mode)
 
 
 class _Part(NamedTuple):
-  """One batch's members: images, history, final losses, and how many members are real (not padding)."""
+  """One batch's members (or one member): their run, how many are real (not padding), and the seconds they
+  add to the sweep's time (members run at once share their loop's)."""
 
   run: Run
   keep: int
+  run_s: float
 
 
 def _members(weights: losses.LossWeights) -> int:
@@ -134,6 +175,27 @@ def _members(weights: losses.LossWeights) -> int:
   if len(sizes) != 1 or None in sizes:
     raise InputError("every leaf of a sweep's weights needs the same leading batch axis")
   return sizes.pop()
+
+
+def _run_members(x0, params, targets, weights, config, devices, at_once: int, *, callback) -> tuple[list[_Part], int]:
+  """Every member alone with the single-image programs, ``at_once`` of them side by side on the devices in
+  turn (halved while they do not fit in memory together)."""
+  total = _members(weights)
+  parts, start = [], 0
+  while start < total:
+    group = range(start, min(start + at_once, total))
+    members = [Member(x0, params, targets, _take(weights, i), device=devices[j % len(devices)])
+               for j, i in enumerate(group)]  # fmt: skip
+    try:
+      runs = optimize_members(members, config, callback=callback)
+    except (jax.errors.JaxRuntimeError, ResourceError) as e:
+      if at_once == 1 or (not isinstance(e, ResourceError) and not _is_oom(e)):
+        raise
+      at_once = max(1, at_once // 2)
+      continue
+    parts += [_Part(r, 1, r.timings["run_s"] if k == 0 else 0.0) for k, r in enumerate(runs)]
+    start += len(runs)
+  return parts, at_once
 
 
 def _run_batches(x0, params, targets, weights, config, mesh, batch: int, *, callback) -> tuple[list[_Part], int]:
@@ -160,32 +222,35 @@ def _run_batches(x0, params, targets, weights, config, mesh, batch: int, *, call
         ) from None
       batch = max(n_dev, (batch // 2) // n_dev * n_dev)
       continue
-    parts.append(_Part(run, min(batch, total - start)))
+    parts.append(_Part(run, min(batch, total - start), run.timings["run_s"]))
     start += parts[-1].keep
   return parts, batch
 
 
-def _collect(parts: list[_Part], content, config, total: int, batch: int, n_dev: int) -> SweepResult:
-  """The batches' members in order, padding dropped; images finished (colour) and gathered from every process."""
+def _collect(parts: list[_Part], content, config, total: int, batch: int, n_dev: int, mode: str) -> SweepResult:
+  """The members in order, padding dropped; images finished (colour) and gathered from every process."""
+  one = mode == "map"  # a member's own Run has no batch axis
+
+  def rows(a, keep: int) -> np.ndarray:
+    a = np.asarray(a)
+    return a[None] if one else a[:keep]
+
   # to_host: with devices in several processes, every process gathers every member
-  images = np.concatenate(
-    [np.stack([finish(im, content, config) for im in to_host(p.run.image)[: p.keep]]) for p in parts]
-  )
+  images = np.concatenate([np.stack([finish(im, content, config) for im in rows(to_host(p.run.image), p.keep)])
+                           for p in parts])  # fmt: skip
   keys = parts[0].run.history
   history = {
-    k: keys[k] if k == "step" else np.concatenate([np.asarray(p.run.history[k])[: p.keep] for p in parts]) for k in keys
+    k: keys[k] if k == "step" else np.concatenate([rows(p.run.history[k], p.keep) for p in parts]) for k in keys
   }
-  finals = [{k: float(np.asarray(v)[i]) for k, v in p.run.losses.items()} for p in parts for i in range(p.keep)]
-  timings = {
-    "compile_s": sum(p.run.timings["compile_s"] for p in parts),
-    "run_s": sum(p.run.timings["run_s"] for p in parts),
-  }
+  finals = [{k: float(np.ravel(v)[i]) for k, v in p.run.losses.items()} for p in parts for i in range(p.keep)]
+  run_s = sum(p.run_s for p in parts)
+  timings = {"compile_s": sum(p.run.timings["compile_s"] for p in parts), "run_s": run_s}
   timings.update(
-    image_steps_per_s=total * config.run.steps / timings["run_s"] if timings["run_s"] > 0 else 0.0,
+    image_steps_per_s=total * config.run.steps / run_s if run_s > 0 else 0.0,
     batch=batch,
     devices=n_dev,
   )
-  return SweepResult(images=images, history=history, losses=finals, timings=timings)
+  return SweepResult(images=images, history=history, losses=finals, timings=timings, batching=mode)
 
 
 # --------------------------------------------------------------------------- grids of settings
@@ -220,7 +285,8 @@ class SweepSpec:
     return config.set(style_layers=tuple((n, base.get(n, 1.0)) for n in union))
 
   def grid(self, config: StyleConfig) -> tuple[list[dict], list[StyleConfig], int]:
-    """Every member as (labels, standalone config); also the number of columns."""
+    """Every member as (labels, standalone config); also the number of columns. Every member's config reads the
+    shared config's layers (:meth:`run_config`), those outside its layer set at weight 0."""
     run = self.run_config(config)
     base = dict(run.loss.style_layers)
     full = sum(_layer_weights(config))
@@ -233,9 +299,11 @@ class SweepSpec:
       label: dict[str, Any] = {}
       if layers is not None:
         names = tuple(vgg.canonical_layer(n) for n in layers)
-        raw = [base[n] for n in names]
-        scale = full / sum(raw) if sum(raw) > 0 else 1.0
-        changes["style_layers"] = tuple((n, w * scale) for n, w in zip(names, raw, strict=True))
+        raw = sum(base[n] for n in names)
+        scale = full / raw if raw > 0 else 1.0
+        # every layer of the shared config, weight 0 outside the set: the member's command then runs the very
+        # program the sweep ran for it
+        changes["style_layers"] = tuple((n, w * scale if n in names else 0.0) for n, w in run.loss.style_layers)
         label["style_layers"] = list(names)
       if tv is not None:
         changes["tv_weight"] = float(tv)
@@ -248,14 +316,8 @@ class SweepSpec:
     return labels, configs, len(ratios)
 
   def weights(self, config: StyleConfig) -> losses.LossWeights:
-    """The batched weights of :meth:`grid`'s members over :meth:`run_config`'s layers."""
-    run = self.run_config(config)
-    out = []
-    for member in self.grid(config)[1]:
-      w = member.loss.weights()
-      layers = {n: w.style_layers.get(n, jnp.float32(0.0)) for n, _ in run.loss.style_layers}
-      out.append(w._replace(style_layers=layers))
-    return stack_weights(out)
+    """The batched weights of :meth:`grid`'s members (over :meth:`run_config`'s layers)."""
+    return stack_weights([member.loss.weights() for member in self.grid(config)[1]])
 
 
 def _layer_weights(config: StyleConfig) -> tuple[float, ...]:
