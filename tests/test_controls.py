@@ -3,7 +3,9 @@
 import json
 import shlex
 import struct
+import textwrap
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from jaxstyle import cli
 from jaxstyle.io import color, images
 from jaxstyle.optim import problem, sweep
 from jaxstyle.settings.style import ImageSettings, auto_scales
+from tests import processes
 from tests.conftest import rng_image, tiny
 
 CONTENT = 0.25 + 0.5 * rng_image(0, 32, 40)  # mid-range, so recombined colours stay in gamut
@@ -315,3 +318,92 @@ def test_cli_sweep_bad_mask_or_regions_write_nothing(cli_files, capsys):
     out = cli_files / "new_dir"
     assert cli.main([str(a) for a in [*base, "-o", out, *extra]]) == 2
     assert msg in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.slow
+def test_a_folder_of_photos_each_equal_to_its_command_alone(tmp_path, tiny_weights_file, monkeypatch, capsys):
+  """``jaxstyle stylize PHOTOS/ STYLE -o OUT/``, 200 steps at 128 px: every photo's image is exactly what its
+  record's command gives alone; two shapes, a style folder paired by name; --resume skips what is done."""
+  monkeypatch.setenv("JAXSTYLE_WEIGHTS", str(tiny_weights_file))
+  photos, styles, out = tmp_path / "photos", tmp_path / "styles", tmp_path / "out"
+  photos.mkdir()
+  styles.mkdir()
+  for k, (name, hw) in enumerate([("a.png", (96, 128)), ("b.jpg", (96, 128)), ("c.png", (128, 96))]):
+    images.save_image(photos / name, rng_image(10 + k, *hw))
+    images.save_image(styles / f"{Path(name).stem}.png", rng_image(20 + k, 100, 100))
+  flags = ["--size", "128", "--steps", "200", "--report-every", "100", "-q"]
+  assert cli.main([str(a) for a in ["stylize", photos, styles, "-o", out, *flags]]) == 0, capsys.readouterr().err
+  for stem in "abc":
+    rec = json.loads((out / f"{stem}.json").read_text())
+    assert rec["status"] == "completed" and rec["style"] == [str(styles / f"{stem}.png")]
+    cmd = shlex.split(rec["reproduce"])
+    alone = tmp_path / f"{stem}_alone.png"
+    cmd[cmd.index("-o") + 1] = str(alone)
+    assert cli.main(cmd[1:] + ["-q"]) == 0, capsys.readouterr().err
+    np.testing.assert_array_equal(images.load_image(alone), images.load_image(out / f"{stem}.png"))
+  before = (out / "a.png").stat().st_mtime_ns
+  assert (
+    cli.main([str(a) for a in ["stylize", photos, styles, "-o", out, *flags[:-1], "--resume", tmp_path / "ck"]]) == 0
+  )
+  assert "3 of 3 photos done before" in capsys.readouterr().err and (out / "a.png").stat().st_mtime_ns == before
+
+
+def test_a_folder_refuses_what_only_one_photo_can_take(tmp_path, tiny_weights_file, monkeypatch, capsys):
+  monkeypatch.setenv("JAXSTYLE_WEIGHTS", str(tiny_weights_file))
+  photos = tmp_path / "photos"
+  photos.mkdir()
+  images.save_image(photos / "a.png", rng_image(1, 40, 48))
+  images.save_image(photos / "a.jpg", rng_image(2, 40, 48))
+  images.save_image(tmp_path / "s.png", rng_image(3, 40, 48))
+  base = ["stylize", photos, tmp_path / "s.png", "-o", tmp_path / "out", "--size", "40", "--steps", "2"]
+  for extra, msg in [
+    (["--mask", tmp_path / "s.png"], "not with a folder"),
+    (["--sheet", tmp_path / "sheet.png"], "--sheet takes one content image"),
+    ([], "photos share the name a"),
+  ]:
+    code = cli.main([str(a) for a in [*base, *extra]])
+    err = capsys.readouterr().err
+    assert code == 2 and msg in err and err.count("\n") == 1, err
+  (photos / "a.jpg").unlink()
+  styles = tmp_path / "styles"
+  styles.mkdir()
+  code = cli.main([str(a) for a in ["stylize", photos, styles, *base[3:]]])
+  assert code == 2 and "no images there" in capsys.readouterr().err
+  images.save_image(styles / "other.png", rng_image(4, 40, 48))
+  code = cli.main([str(a) for a in ["stylize", photos, styles, *base[3:]]])
+  assert code == 2 and "no style named a.*" in capsys.readouterr().err
+
+
+FOLDER_ON_DEVICES = textwrap.dedent(
+  """
+  import jax, numpy as np
+  import jaxstyle as js
+  from jaxstyle.nets import vgg
+  from jaxstyle.optim.stylize import Photo, stylize_folder
+  from tests.conftest import rng_image
+  assert jax.device_count() == 4, jax.devices()
+  params = vgg.init_params(jax.random.key(0), widths=(4, 8, 8, 8, 8))
+  config = js.presets.jaxstyle(size=48, steps=30, report_every=10)
+  style = rng_image(9, 40, 40)
+  contents = [rng_image(1, 36, 48), rng_image(2, 48, 36), rng_image(3, 36, 48)]
+  seen = []
+  got = {}
+  for group, results in stylize_folder([Photo(c, style) for c in contents], config, params=params,
+                                       callback=lambda p: seen.append((p.member, p.lead))):
+    got.update(zip(group, results))
+  assert sorted(got) == [0, 1, 2] and {m for m, _ in seen} == {0, 1, 2}, seen
+  assert [m for m, lead in seen if lead][:1] == [0]  # photos 0 and 2 (one shape) ran side by side, 0 leading
+  for i, c in enumerate(contents):
+    alone = js.stylize(c, style, config, params=params)
+    np.testing.assert_array_equal(np.asarray(got[i].image), np.asarray(alone.image))
+  print("OK")
+  """
+)
+
+
+@pytest.mark.slow
+def test_a_folder_spreads_its_photos_over_the_devices():
+  """Four devices: photos of one shape run side by side, each on its own device, and each is bit for bit
+  its run alone on one device."""
+  r = processes.run_script(FOLDER_ON_DEVICES, devices=4)
+  assert r.returncode == 0 and "OK" in r.stdout, r.stderr[-3000:]

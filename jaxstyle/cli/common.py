@@ -273,6 +273,7 @@ class ProgressPrinter:
     self.quiet = quiet
     self.tty = sys.stderr.isatty()
     self.step, self.steps, self.tile_line = 0, 0, -math.inf
+    self.prefix = ""  # e.g. the photo of a folder
 
   def tiles(self, t) -> None:
     """Progress within a step of a tiled run (:class:`~jaxstyle.objective.tiled.TileProgress`), which can take
@@ -288,11 +289,13 @@ class ProgressPrinter:
     sys.stderr.flush()
 
   def __call__(self, p) -> None:
+    if not p.lead:  # several members at once: the first speaks for them
+      return
     self.step, self.steps = p.step, p.steps
     if self.quiet or not p.report:
       return
     line = (
-      f"step {p.step}/{p.steps}  loss {p.losses['total']:.4g} (content {p.losses['content']:.3g}, "
+      f"{self.prefix}step {p.step}/{p.steps}  loss {p.losses['total']:.4g} (content {p.losses['content']:.3g}, "
       f"style {p.losses['style']:.3g}, tv {p.losses['tv']:.3g})  {p.steps_per_second:.2f} it/s  "
       f"ETA {fmt_time(p.eta)}"
     )

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
-from jaxstyle.cli import common
+from jaxstyle.cli import common, folder
 from jaxstyle.cli.common import CliError
 from jaxstyle.io import images
 from jaxstyle.io.files import sidecar_path, write_json
@@ -28,13 +28,30 @@ def add_parser(sub) -> None:
     description="Render CONTENT in the style of STYLE. Writes OUT atomically and OUT's "
     "settings, versions, timings and losses to a .json file beside it.",
   )
-  p.add_argument("content", metavar="CONTENT", help="content image")
-  p.add_argument("style", metavar="STYLE", nargs="+", help="style image(s); several are blended (--style-blend)")
-  p.add_argument("-o", "--output", required=True, metavar="OUT", help="output image (.png, .jpg, .webp, .tif)")
+  p.add_argument("content", metavar="CONTENT", help="content image, or a folder of them (then OUT is a folder)")
+  p.add_argument(
+    "style", metavar="STYLE", nargs="+",
+    help="style image(s); several are blended (--style-blend); for a folder of contents, a folder of styles pairs "
+    "each photo with the style of the same file name",
+  )  # fmt: skip
+  p.add_argument(
+    "-o", "--output", required=True, metavar="OUT",
+    help="output image (.png, .jpg, .webp, .tif), or a folder for a folder of contents",
+  )  # fmt: skip
+  p.add_argument(
+    "--folder-format", default=".png", metavar="SUFFIX",
+    help="for a folder of contents: the outputs' file type (default .png)",
+  )  # fmt: skip
   p.add_argument("--sheet", metavar="PATH", help="also write a content | style | result sheet")
   p.add_argument("--bit-depth", type=int, choices=(8, 16), default=8, help="8, or 16 for PNG (default 8)")
-  p.add_argument("--checkpoint", metavar="DIR", help="save image, optimizer state and step at every report")
-  p.add_argument("--resume", metavar="DIR", help="continue the run checkpointed in DIR (same settings)")
+  p.add_argument(
+    "--checkpoint", metavar="DIR",
+    help="save image, optimizer state and step at every report (a folder of contents: one per photo in DIR/<name>/)",
+  )  # fmt: skip
+  p.add_argument(
+    "--resume", metavar="DIR",
+    help="continue the run checkpointed in DIR (same settings); a folder of contents also skips the photos done",
+  )  # fmt: skip
   p.add_argument(
     "--distributed",
     action="store_true",
@@ -47,7 +64,10 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-  return run_stylize(args.content, args.style, args.output, common.config_from_args(args), args, sheet=args.sheet)
+  config = common.config_from_args(args)
+  if os.path.isdir(args.content):
+    return folder.run_folder(args, config)
+  return run_stylize(args.content, args.style, args.output, config, args, sheet=args.sheet)
 
 
 def run_stylize(

@@ -46,7 +46,9 @@ class Progress:
   ``report`` and ``save`` say whether a report or a save (``config.run.report_every``,
   ``save_every``) is due at this step; a callback may ignore other calls. ``image``,
   ``opt_state`` and ``history`` are the live loop state, valid during the callback (the
-  next chunk consumes the buffers): copy what you keep.
+  next chunk consumes the buffers): copy what you keep. With several members
+  (:func:`optimize_members`) the callback gets one per member still running, ``member`` its index,
+  ``lead`` true for the first of them (the one to print).
   """
 
   step: int
@@ -61,6 +63,8 @@ class Progress:
   report: bool = True
   save: bool = False
   work_left: float | None = None
+  member: int = 0
+  lead: bool = True
 
   @property
   def eta(self) -> float:
@@ -235,8 +239,8 @@ def optimize_members(
   alone (on its device), through the same chunk boundaries: so each member's :class:`Run` is, bit for bit,
   what :func:`optimize` gives it alone. Members on different devices run concurrently. A member whose loss
   becomes non-finite is recovered or ends as it would alone while the others go on; ``stop`` ends them all;
-  ``callback`` sees the first member still running. Tiles are spread over several devices only for a single
-  member.
+  ``callback`` gets each member still running (:class:`Progress`'s ``member`` and ``lead``). Tiles are spread
+  over several devices only for a single member.
 
   Returns:
     one :class:`Run` per member, in order.
@@ -509,7 +513,9 @@ class _Loop:
       if callback is not None:
         elapsed = time.perf_counter() - t0
         due = dict(report=_due(done, run.report_every) or done == total_steps, save=_due(done, run.save_every))
-        callback(self._progress(live[0], done, total_steps, elapsed, start, span, last, due))
+        for lane in live:
+          lead = lane is live[0]
+          callback(self._progress(lane, done, total_steps, elapsed, start, span, last, due, lead))
       if stop is not None and placement.any_process(stop()):
         stopped = True
         break
@@ -520,7 +526,7 @@ class _Loop:
     return [lane.finish((start, done if lane.status != "non-finite" else lane.history.last(start)), run_s)
             for lane in self.lanes]  # fmt: skip
 
-  def _progress(self, lane: _Lane, done, total_steps, elapsed, start, span, last, due) -> Progress:
+  def _progress(self, lane: _Lane, done, total_steps, elapsed, start, span, last, due, lead) -> Progress:
     first = (lambda v: float(np.ravel(v)[0])) if self.batched else float
     now = {n: first(lane.parts[n]) for n in PARTS}
     now["total"] = sum(now.values())
@@ -528,4 +534,5 @@ class _Loop:
     return Progress(
       done, total_steps, now, elapsed, rate, placement.local(lane.x), placement.local(lane.state),
       lane.history.as_dict(lane.x.shape[:-3]), span.scale, work_left=(last - done) + span.later_work, **due,
+      member=self.lanes.index(lane), lead=lead,
     )  # fmt: skip

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +20,7 @@ from jaxstyle.io import images as imageio
 from jaxstyle.io.vgg_weights import load_vgg19
 from jaxstyle.nets import vgg
 from jaxstyle.objective.tiled import TileProgress
-from jaxstyle.optim.loop import Progress, Resume, Run, Span, optimize
+from jaxstyle.optim.loop import Member, Progress, Resume, Run, Span, optimize_members
 from jaxstyle.optim.problem import finish, scaled_shape, setup_problem
 from jaxstyle.settings import presets
 from jaxstyle.settings.style import StyleConfig
@@ -110,50 +111,163 @@ def stylize(
   """
   config = (presets.jaxstyle() if config is None else config).resolve()
   params = load_vgg19() if params is None else params
+  photo = Photo(content, style, mask=mask, regions=regions, init_image=init_image, resume=resume)
+  return stylize_photos([photo], config, params=params, callback=callback, stop=stop, tile_callback=tile_callback)[0]
+
+
+class Photo(NamedTuple):
+  """One content of :func:`stylize_photos` with its style image(s) and what :func:`stylize` takes beside them."""
+
+  content: ArrayLike | str | os.PathLike
+  style: ArrayLike | str | os.PathLike | Sequence
+  mask: ArrayLike | str | os.PathLike | None = None
+  regions: Sequence | None = None
+  init_image: ArrayLike | None = None
+  resume: Resume | None = None
+
+
+def stylize_photos(
+  photos: Sequence[Photo],
+  config: StyleConfig,
+  *,
+  params: Mapping,
+  devices: Sequence[jax.Device] | None = None,
+  callback: Callable[[Progress], None] | None = None,
+  stop: Callable[[], bool] | None = None,
+  tile_callback: Callable[[TileProgress], None] | None = None,
+) -> list[Result]:
+  """:func:`stylize` of several photos at once, each on its own device (``devices[i % len(devices)]``; default:
+  where :func:`stylize` runs), scale after scale: every photo runs the programs it runs alone, so each
+  :class:`Result` is bit for bit :func:`stylize`'s of that photo. ``callback`` gets each photo still running
+  after every chunk (:class:`~jaxstyle.optim.loop.Progress`'s ``member`` is its index in ``photos``, ``lead``
+  marks the first); ``stop`` ends them all. A photo that resumes a checkpoint runs alone.
+
+  Returns:
+    one :class:`Result` per photo, in order.
+  """
+  config = config.resolve()
   plan = scale_plan(config)
-  first = 0 if resume is None else resume.scale  # a resumed run skips the scales its checkpoint finished
+  first = _first_scale(photos, plan)
+  items = [_prepared(p, config, plan[first][0]) for p in photos]
+  network = vgg.prepare(params, config.network.conv, layers=config.layers)  # once, for targets and objective
+  loop = dict(callback=callback, stop=stop, tile_callback=tile_callback)
+  place = [None] * len(items) if devices is None else [devices[i % len(devices)] for i in range(len(items))]
+  runs = _run_scales(network, items, config, plan, first, place, loop)
+  return [_result([r[i] for r in runs if r[i] is not None], item.content, config, first, item.resume)
+          for i, item in enumerate(items)]  # fmt: skip
+
+
+def stylize_folder(
+  photos: Sequence[Photo],
+  config: StyleConfig,
+  *,
+  params: Mapping,
+  devices: Sequence[jax.Device] | None = None,
+  at_once: int | None = None,
+  callback: Callable[[Progress], None] | None = None,
+  stop: Callable[[], bool] | None = None,
+) -> Iterator[tuple[list[int], list[Result]]]:
+  """Every photo of a folder, coarse to fine like one: :func:`stylize_photos` in groups of photos whose results
+  have the same shape (so each shape compiles once), ``at_once`` per group (default: one per device), the
+  groups in turn. Yields each group's photo indices and results as it finishes, so that a caller writes them
+  at once (an interrupted folder keeps what is done). A photo that resumes a checkpoint runs in a group of its
+  own, first. ``stop`` ends the current group and nothing else starts.
+
+  Args:
+    photos: the photos (:class:`Photo`: content, style, a checkpoint to resume).
+    config: the settings of every photo.
+    params: VGG19 params.
+    devices: the devices photos run on (default: this process's).
+    at_once: photos per group.
+    callback: as :func:`stylize_photos`' (``member``: the index in ``photos``).
+    stop: polled after every chunk.
+  """
+  devices = list(jax.local_devices() if devices is None else devices)
+  at_once = at_once or len(devices)
+  size = config.resolve().images.output_size
+  shapes = [scaled_shape(imageio.as_image(p.content, "the content").shape, size) for p in photos]
+  resumed = [i for i, p in enumerate(photos) if p.resume is not None]
+  rest = sorted((i for i, p in enumerate(photos) if p.resume is None), key=lambda i: (shapes[i], i))
+  groups = [[i] for i in resumed]
+  for shape in dict.fromkeys(shapes[i] for i in rest):
+    same = [i for i in rest if shapes[i] == shape]
+    groups += [same[k : k + at_once] for k in range(0, len(same), at_once)]
+  for group in groups:
+    wrapped = None if callback is None else (lambda p, g=group: callback(dataclasses.replace(p, member=g[p.member])))
+    results = stylize_photos([photos[i] for i in group], config, params=params, devices=devices, callback=wrapped,
+                             stop=stop)  # fmt: skip
+    yield group, results
+    if any(r.status == "stopped" for r in results):
+      return
+
+
+def _first_scale(photos: Sequence[Photo], plan) -> int:
+  """The scale runs start at: a resumed photo's (it runs alone), else the first."""
+  resumed = [p.resume for p in photos if p.resume is not None]
+  if resumed and len(photos) > 1:
+    raise InputError("a photo resumed from a checkpoint runs alone")
+  first = resumed[0].scale if resumed else 0  # a resumed run skips the scales its checkpoint finished
   if first >= len(plan):
     raise InputError(f"the checkpoint was saved at scale {first}; this run has {len(plan)}")
-  content = imageio.as_image(content, "the content")
+  return first
+
+
+def _prepared(photo: Photo, config: StyleConfig, side: int | None) -> Photo:
+  """A photo's images as arrays, and its fast network's start under ``init="fast"``."""
+  content = imageio.as_image(photo.content, "the content")
+  style = photo.style
   styles = [imageio.as_image(s, "a style image") for s in (style if isinstance(style, (list, tuple)) else [style])]
+  init_image = photo.init_image
   if config.images.init == "fast" and init_image is None:  # the feed-forward network's picture as the start
-    init_image = _fast_start(content, styles, config, plan[first][0])
-  network = vgg.prepare(params, config.network.conv, layers=config.layers)  # once, for targets and objective
-  inputs = dict(mask=mask, regions=regions, init_image=init_image)
-  loop = dict(callback=callback, stop=stop, tile_callback=tile_callback)
-  runs = _run_scales(network, content, styles, config, plan, first, resume, inputs, loop)
-  return _result(runs, content, config, first, resume)
+    start = content if side is None else imageio.resize(content, side)
+    init_image = fast.initial_image(start, styles, blend=config.images.style_blend)
+  return photo._replace(content=content, style=styles, init_image=init_image)
 
 
-def _fast_start(content: np.ndarray, styles: list[np.ndarray], config: StyleConfig, side: int | None) -> np.ndarray:
-  """The arbitrary fast network's rendering of the content at the first scale's size, for ``init="fast"``."""
-  start = content if side is None else imageio.resize(content, side)
-  return fast.initial_image(start, styles, blend=config.images.style_blend)
-
-
-def _run_scales(network, content, styles, config, plan, first, resume, inputs, loop) -> list[Run]:
-  """Each scale from ``first`` on, each started from the previous one's result; stops at a run that did not
-  complete."""
+def _run_scales(network, items: list[Photo], config, plan, first, place, loop) -> list[list[Run | None]]:
+  """Each scale from ``first`` on, each started from the previous one's result, every photo of ``items`` a
+  member of one :func:`~jaxstyle.optim.loop.optimize_members` per scale; a photo whose run did not complete
+  goes no further (``None`` from then on)."""
   total_steps = sum(steps for _, steps in plan)
   # a step's cost grows with the pixels: the ETA counts a later scale's steps at that rate
-  native = max(content.shape[:2])
+  native = max(items[0].content.shape[:2])
   pixels = [float(native if size is None else size) ** 2 for size, _ in plan]
   done = sum(steps for _, steps in plan[:first])
-  previous, runs = None, []
+  previous: list = [None] * len(items)
+  runs: list[list[Run | None]] = []
   for k in range(first, len(plan)):
     size, steps = plan[k]
     scale_config = config.set(size=size, scales=None, coarse_steps=None, steps=steps)
-    problem = setup_problem(network, content, styles, scale_config, start=previous, **inputs)
+    live = [i for i in range(len(items)) if k == first or previous[i] is not None]
+    members = [_member(network, items[i], scale_config, previous[i], place[i], resume=k == first) for i in live]
     later = sum(n * pixels[j] / pixels[k] for j, (_, n) in enumerate(plan) if j > k)
-    run = optimize(
-      problem.start, network, problem.targets, config.loss.weights(), scale_config,
-      resume=resume if k == first else None, span=Span(done, total_steps, k, later), **loop,
-    )  # fmt: skip
-    runs.append(run)
-    done, previous = run.step, np.asarray(run.image)
-    if run.status != "completed":
+    scale_loop = {**loop, "callback": _as_photos(loop["callback"], live)}
+    got = optimize_members(members, scale_config, span=Span(done, total_steps, k, later), **scale_loop)
+    row: list[Run | None] = [None] * len(items)
+    for i, run in zip(live, got, strict=True):
+      row[i] = run
+      previous[i] = np.asarray(run.image) if run.status == "completed" else None
+    runs.append(row)
+    done = max(run.step for run in got)
+    if all(p is None for p in previous):
       break
   return runs
+
+
+def _as_photos(callback, live: list[int]):
+  """``callback`` with each member's index turned into its photo's."""
+  if callback is None:
+    return None
+  return lambda p: callback(dataclasses.replace(p, member=live[p.member]))
+
+
+def _member(network, photo: Photo, config: StyleConfig, start, device, *, resume: bool) -> Member:
+  problem = setup_problem(
+    network, photo.content, photo.style, config, mask=photo.mask, regions=photo.regions, start=start,
+    init_image=photo.init_image,
+  )  # fmt: skip
+  resumed = photo.resume if resume else None
+  return Member(problem.start, network, problem.targets, config.loss.weights(), resumed, device)
 
 
 def _result(runs: list[Run], content: np.ndarray, config: StyleConfig, first: int, resume: Resume | None) -> Result:
