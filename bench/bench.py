@@ -289,19 +289,24 @@ def bench_init_fast(params, size, steps, lines):
 
 def bench_sweeps(params, size, steps, batches, lines):
   lines += [
-    f"## 3. Sweeps ({size} px, gatys, L-BFGS, {steps} steps, one compiled batch)",
+    f"## 3. Sweeps ({size} px, gatys, L-BFGS, {steps} steps)",
     "",
-    "| batch | image-steps/s | s per step of the batch | compile s |",
-    "|---|---|---|---|",
+    "Each sweep of B members both ways (`--batching`): *map*, every member alone with its single-image programs "
+    "(bit for bit its own command); *vmap*, one compiled batch of B (equal to float32 rounding).",
+    "",
+    "| members | map image-steps/s | vmap image-steps/s | vmap s per step of the batch | compile s (map / vmap) |",
+    "|---|---|---|---|---|",
   ]
   c_path, s_path = paths()
   config = presets.gatys(size=size, steps=steps, report_every=steps)
   for n in batches:
     spec = sweep.SweepSpec(ratios=tuple(10.0 ** -np.linspace(2, 5, n)))
-    r = sweep.stylize_sweep(c_path, s_path, config, spec.weights(config), params=params)
+    runs = {mode: sweep.stylize_sweep(c_path, s_path, config, spec.weights(config), params=params, batching=mode)
+            for mode in ("map", "vmap")}  # fmt: skip
+    m, v = runs["map"].timings, runs["vmap"].timings
     lines.append(
-      f"| {n} | {r.timings['image_steps_per_s']:.2f} | {r.timings['run_s'] / steps:.2f} | "
-      f"{r.timings['compile_s']:.1f} |"
+      f"| {n} | {m['image_steps_per_s']:.2f} | {v['image_steps_per_s']:.2f} | {v['run_s'] / steps:.2f} | "
+      f"{m['compile_s']:.1f} / {v['compile_s']:.1f} |"
     )
     print(lines[-1], flush=True)
   lines.append("")
