@@ -31,7 +31,7 @@ from jaxstyle.settings import presets  # noqa: E402
 
 SHARED = bench.SHARED
 STYLES = ("starry_night", "the_scream", "shipwreck", "seated-nude")
-SHOWN = ("style_gram", "style_swd", "content", "border", "periodic_4", "periodic_8")
+SHOWN = ("style_gram", "style_swd", "content", "border", "periodic_4", "periodic_8", "peak_2")
 
 
 def run_one(params, recipe: str, style: str, out_dir: Path) -> dict:
@@ -92,6 +92,7 @@ def verdicts(runs: dict[tuple[str, str], dict], ours: str, theirs: str) -> list[
       ("border <= 1.0", sa["border"] <= 1.0, f"{sa['border']:.3f}"),
       ("periodic 4 <= 2x", sa["periodic_4"] <= 2 * sb["periodic_4"], f"{sa['periodic_4'] / sb['periodic_4']:.2f}x"),
       ("periodic 8 <= 2x", sa["periodic_8"] <= 2 * sb["periodic_8"], f"{sa['periodic_8'] / sb['periodic_8']:.2f}x"),
+      ("period-2 peak <= 3x", sa["peak_2"] <= 3.0, f"{sa['peak_2']:.2f}x"),
     ]
     cells = "; ".join(f"{name} **{'met' if ok else 'NOT met'}** ({fig})" for name, ok, fig in checks)
     out.append(f"- {style}: {cells}")

@@ -117,6 +117,65 @@ def np_periodic(x, periods, radius, tile):
   return out
 
 
+def np_peak(x, periods, radius, gap):
+  """The largest ratio of one whole-picture bin (Hann-windowed luminance) to its neighbours, by loops."""
+  q = int(np.lcm.reduce(periods))
+  y = (x.astype(np.float64) @ np.array([0.299, 0.587, 0.114]))[:, : x.shape[1] // q * q, : x.shape[2] // q * q]
+  h, w = y.shape[1:]
+  win = np.hanning(h)[:, None] * np.hanning(w)[None, :]
+  eps = (1e-6 * win.sum()) ** 2
+  out = np.zeros((len(x), len(periods)))
+  for k in range(len(x)):
+    s = np.abs(np.fft.fft2((y[k] - y[k].mean()) * win)) ** 2
+    for j, p in enumerate(periods):
+      sh, sw = h // p, w // p
+      best = 0.0
+      for a in range(p):
+        for b in range(p):
+          if np.gcd.reduce([a, b, p]) != 1:
+            continue
+          near = set()
+          for du in range(-radius, radius + 1):
+            for dv in range(-radius, radius + 1):
+              if max(abs(du), abs(dv)) <= gap or (a == 0 and du != 0) or (b == 0 and dv != 0):
+                continue
+              u, v = (a * sh + du) % h, (b * sw + dv) % w
+              if not (u % sh == 0 and v % sw == 0):
+                near.add((u, v))
+          floor = np.mean([s[u, v] for u, v in near])
+          best = max(best, (s[a * sh, b * sw] + eps) / (floor + eps))
+      out[k, j] = best
+  return out
+
+
+def np_amplitude(x, periods):
+  """The largest amplitude of a pattern of exact period p: c |sum w (y - mean) e^(-2 pi i (u i / h + v j / w))| / sum w
+  by explicit sums over the pixels (no FFT), c = 1 where the bin is its own conjugate, else 2."""
+  q = int(np.lcm.reduce(periods))
+  y = (x.astype(np.float64) @ np.array([0.299, 0.587, 0.114]))[:, : x.shape[1] // q * q, : x.shape[2] // q * q]
+  h, w = y.shape[1:]
+  win = np.hanning(h)[:, None] * np.hanning(w)[None, :]
+  i, j = np.mgrid[:h, :w]
+  out = np.zeros((len(x), len(periods)))
+  for k in range(len(x)):
+    z = (y[k] - y[k].mean()) * win
+    for m, p in enumerate(periods):
+      best = 0.0
+      for a in range(p):
+        for b in range(p):
+          if np.gcd.reduce([a, b, p]) != 1:
+            continue
+          u, v = a * h // p, b * w // p
+          c = 1.0 if (2 * u) % h == 0 and (2 * v) % w == 0 else 2.0
+          best = max(best, c * abs(np.sum(z * np.exp(-2j * np.pi * (u * i / h + v * j / w)))) / win.sum())
+      out[k, m] = best
+  return out
+
+
+def checkerboard(h, w):
+  return ((np.add.outer(np.arange(h), np.arange(w)) % 2) * 2 - 1)[..., None].astype(np.float32)
+
+
 # ------------------------------------------------------------------------------ test images
 
 
@@ -359,6 +418,53 @@ def test_periodic_energy_finds_pixel_grids():
   assert np.all(e2[1:] < 3)  # a 2 px checkerboard does not score at 4, 8 or 16
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("periods,radius,gap", [(metrics.PEAK_PERIODS, 4, 1), ((2, 4), 2, 0), ((3,), 3, 2)])
+def test_periodic_peak_matches_numpy(periods, radius, gap, variant):
+  """Noise, 4 px grid lines and a faint checkerboard on a smooth image, 50 x 62 px (cropped to the periods)."""
+  x = np.stack([noise_image(6, 50, 62), grid_image(50, 62, 4), smooth_image(7, 50, 62) + 0.01 * checkerboard(50, 62)])
+  got = variants(lambda im: metrics.periodic_peak(im, periods=periods, radius=radius, gap=gap))[variant](x)
+  assert got.shape == (3, len(periods))
+  np.testing.assert_allclose(got, np_peak(x, periods, radius, gap), rtol=1e-3, atol=1e-4)
+
+
+def test_periodic_peak_sees_a_checkerboard_below_one_grey_level():
+  """A one-pixel checkerboard (or 2 px stripes) of 0.3/255 on a smooth 256 px picture, invisible, stands
+  far above its neighbourhood: not capped by the window's leakage onto the next bins (which would
+  hold any peak under about 38x). The clean picture and noise stay near 1."""
+  h, w = 192, 256
+  clean, noise = smooth_image(21, h, w), noise_image(22, h, w)
+  faint = clean + (0.3 / 255) * checkerboard(h, w)
+  stripes = clean + (0.3 / 255) * ((np.arange(w) % 2) * 2 - 1)[None, :, None].astype(np.float32)
+  peak = np.asarray(metrics.periodic_peak(np.stack([clean, noise, faint, stripes])))[:, 0]
+  assert peak[0] < 1.5 and peak[1] < 3, peak
+  assert peak[2] > 1000 and peak[3] > 1000, peak
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("periods", [metrics.PEAK_PERIODS, (2, 4), (3,)])
+def test_periodic_amplitude_matches_numpy(periods, variant):
+  x = np.stack([noise_image(8, 48, 60), smooth_image(9, 48, 60) + 0.01 * checkerboard(48, 60)])
+  got = variants(lambda im: metrics.periodic_amplitude(im, periods=periods))[variant](x)
+  assert got.shape == (2, len(periods))
+  np.testing.assert_allclose(got, np_amplitude(x, periods), rtol=1e-3, atol=1e-6)
+
+
+def test_periodic_amplitude_reads_a_pattern_in_grey_levels():
+  """0.3 grey levels of checkerboard, 0.5 of 2 px stripes and 0.7 of a 4 px cosine on a smooth picture
+  (whose own power there is nil) read back as those amplitudes."""
+  h, w = 96, 128
+  clean = smooth_image(23, h, w)
+  i, j = np.mgrid[:h, :w]
+  rows = (i % 2 * 2 - 1)[..., None].astype(np.float32)
+  wave = np.cos(2 * np.pi * (i + j) / 4)[..., None].astype(np.float32)
+  x = np.stack([clean, clean + 0.3 / 255 * checkerboard(h, w), clean + 0.5 / 255 * rows, clean + 0.7 / 255 * wave])
+  amp = 255 * np.asarray(metrics.periodic_amplitude(x, periods=(2, 4)))
+  np.testing.assert_allclose(amp[1:, 0], [0.3, 0.5, 0.0], atol=1e-3)
+  np.testing.assert_allclose(amp[:, 1], [0.0, 0.0, 0.0, 0.7], atol=1e-3)
+  assert amp[0, 0] < 1e-3
+
+
 def test_measures_reject_bad_shapes(feats):
   with pytest.raises(ValueError, match="images"):
     metrics.border_energy(np.zeros((8, 8, 3), np.float32))
@@ -370,6 +476,8 @@ def test_measures_reject_bad_shapes(feats):
     metrics.periodic_energy(np.zeros((1, 50, 80, 3), np.float32), tile=64)
   with pytest.raises(ValueError, match="multiple of 16"):
     metrics.periodic_energy(np.zeros((1, 80, 80, 3), np.float32), tile=40)
+  with pytest.raises(ValueError, match="at least 18 px"):
+    metrics.periodic_peak(np.zeros((1, 12, 80, 3), np.float32))
   with pytest.raises(ValueError, match="batch"):
     metrics.gram_distance(feats["x"], np.concatenate([feats["x"], feats["x"]]))
   with pytest.raises(ValueError, match="same H, W, C"):
@@ -398,6 +506,9 @@ def test_score_self_and_compiles_once(tiny_params, pics):
   np.testing.assert_allclose(out["style_gram"], want, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(out["border"], metrics.border_energy(x), rtol=1e-5)
   np.testing.assert_allclose(out["periodic_8"], metrics.periodic_energy(x)[:, 2], rtol=1e-5)
+  np.testing.assert_allclose(out["peak_2"], metrics.periodic_peak(x)[:, 0], rtol=1e-5)
+  # amplitudes near zero: float32 FFT rounding (~1e-7 of the picture's energy) bounds the absolute error
+  np.testing.assert_allclose(out["peak_2_grey"], 255 * metrics.periodic_amplitude(x)[:, 0], rtol=1e-5, atol=1e-4)
   # features compiled once per shape: content, style (here the same shape: one entry) and images
   before = metrics._features._cache_size()
   metrics.score(tiny_params, content, style_at_content, [bigger, pics["x"][0]])

@@ -17,8 +17,9 @@ def add_parser(sub) -> None:
     help="measure results: style, content, colour and artifact distances (jaxstyle.objective.metrics)",
     description="Score IMAGE(s) against CONTENT and STYLE with measures that depend on no preset: relative "
     "Gram distance and sliced Wasserstein distance of relu1_1..relu5_1 to the style, relu4_2 distance to the "
-    "content, colour mean/covariance distances, border energy and periodic energy at 2, 4, 8, 16 px "
-    "(formulas in jaxstyle.objective.metrics). Images are resized to the content's size first, the style to the "
+    "content, colour mean/covariance distances, border energy, periodic energy at 2, 4, 8, 16 px, "
+    "the strongest whole-picture period-2 peak and its amplitude in grey levels (formulas in "
+    "jaxstyle.objective.metrics). Images are resized to the content's size first, the style to the "
     "content's longest side (as stylize does by default).",
   )
   p.add_argument("content", metavar="CONTENT", help="content image")

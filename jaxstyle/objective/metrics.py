@@ -15,7 +15,9 @@ static (Python values that fix shapes), so they must not be traced.
 * Colour: :func:`color_distance` of RGB means and covariances.
 * Artifacts: :func:`border_energy` (edges piled up in the outer frame) and
   :func:`periodic_energy` (patterns repeating every 2, 4, 8, 16 px: checkerboards, dot
-  lattices, grid lines, JPEG-like blocks).
+  lattices, grid lines, JPEG-like blocks), :func:`periodic_peak` (the strongest single
+  peak of such a pattern over the whole picture: a faint one-pixel checkerboard) and
+  :func:`periodic_amplitude` (that pattern's amplitude, to tell a visible one from a faint one).
 
 :func:`score` computes them all for a list of images (VGG features jitted once per
 shape) and :func:`score_table` formats them for a terminal.
@@ -47,6 +49,11 @@ BORDER_WIDTH = 2
 PERIODS: tuple[int, ...] = (2, 4, 8, 16)
 PERIODIC_RADIUS = 3
 PERIODIC_TILE = 64
+# periodic_peak: the periods scored by `score` (a one-pixel checkerboard or stripes), the
+# neighbourhood's half-width, and the bins next to a peak left out (the Hann window's main lobe).
+PEAK_PERIODS: tuple[int, ...] = (2,)
+PEAK_RADIUS = 4
+PEAK_GAP = 1
 # Rec. 601 luma weights (the Y of YIQ, as in jaxstyle.color).
 LUMA = (0.299, 0.587, 0.114)
 _EPS = 1e-12
@@ -54,13 +61,17 @@ _EPS = 1e-12
 EDGE_EPS = 1e-6
 
 METRICS = (
-  "style_gram",
-  "style_swd",
-  "content",
-  "color_to_style",
-  "color_to_content",
-  "border",
-) + tuple(f"periodic_{p}" for p in PERIODS)
+  (
+    "style_gram",
+    "style_swd",
+    "content",
+    "color_to_style",
+    "color_to_content",
+    "border",
+  )
+  + tuple(f"periodic_{p}" for p in PERIODS)
+  + tuple(f"peak_{p}{s}" for p in PEAK_PERIODS for s in ("", "_grey"))
+)
 
 
 def _nhwc(x: ArrayLike, what: str, channels: int | None = None) -> jax.Array:
@@ -400,7 +411,9 @@ def border_energy(images: ArrayLike, *, width: int = BORDER_WIDTH) -> jax.Array:
   return (e_frame + EDGE_EPS) / (e_inner + EDGE_EPS)
 
 
-def periodic_bins(h: int, w: int, period: int, *, radius: int = PERIODIC_RADIUS) -> list[tuple[tuple, np.ndarray]]:
+def periodic_bins(
+  h: int, w: int, period: int, *, radius: int = PERIODIC_RADIUS, gap: int = 0
+) -> list[tuple[tuple, np.ndarray]]:
   """The 2-D DFT bins :func:`periodic_energy` compares, for an ``h x w`` map.
 
   ``h`` and ``w`` must be multiples of ``period``. The lattice of the period is every bin
@@ -409,8 +422,9 @@ def periodic_bins(h: int, w: int, period: int, *, radius: int = PERIODIC_RADIUS)
   of it: a 2 px checkerboard, at ``(p/2, p/2)`` in these units, has none of the 8 px
   lattice's primitive bins). Each primitive bin's neighbourhood is, for a bin on an axis
   (``a = 0`` or ``b = 0``), the bins of that axis line within ``radius`` of it
-  (``(0, v + d)`` or ``(u + d, 0)``, ``1 <= |d| <= radius``); for any other bin, the
-  ``(2 radius + 1)^2 - 1`` bins around it; indices modulo ``(h, w)``; in both cases less
+  (``(0, v + d)`` or ``(u + d, 0)``, ``gap < |d| <= radius``); for any other bin, the bins
+  ``(u + du, v + dv)`` with ``gap < max(|du|, |dv|) <= radius``; indices modulo ``(h, w)``
+  (``gap`` leaves out the main lobe of a window's leakage); in both cases less
   every bin of the lattice (``u`` a multiple of ``h / p`` and ``v`` of ``w / p``, ``(0, 0)``
   included). Axis lines get their own 1-D neighbourhoods because natural images (and the
   tiles' borders) put far more power on them than around them.
@@ -421,7 +435,7 @@ def periodic_bins(h: int, w: int, period: int, *, radius: int = PERIODIC_RADIUS)
   """
   sh, sw = h // period, w // period
   on_lattice = lambda b: (b[:, 0] % sh == 0) & (b[:, 1] % sw == 0)
-  d = np.concatenate([np.arange(-radius, 0), np.arange(1, radius + 1)])
+  d = np.concatenate([np.arange(-radius, -gap), np.arange(gap + 1, radius + 1)])
   out = []
   for a in range(period):
     for b in range(period):
@@ -434,15 +448,18 @@ def periodic_bins(h: int, w: int, period: int, *, radius: int = PERIODIC_RADIUS)
         nb = np.stack([u + d, np.zeros_like(d)], axis=1)
       else:
         du, dv = np.meshgrid(np.arange(-radius, radius + 1), np.arange(-radius, radius + 1), indexing="ij")
-        nb = np.stack([u + du.ravel(), v + dv.ravel()], axis=1)
+        ring = np.maximum(np.abs(du), np.abs(dv)).ravel() > gap
+        nb = np.stack([u + du.ravel()[ring], v + dv.ravel()[ring]], axis=1)
       nb = np.unique(np.mod(nb, [h, w]), axis=0)
       out.append(((u, v), nb[~on_lattice(nb)]))
   return out
 
 
-def _periodic_index(h: int, w: int, period: int, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _periodic_index(
+  h: int, w: int, period: int, radius: int, gap: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   # periodic_bins as flat indices: lattice (K,), neighbours (K, m) padded, and their 0/1 weights.
-  bins = periodic_bins(h, w, period, radius=radius)
+  bins = periodic_bins(h, w, period, radius=radius, gap=gap)
   m = max(len(nb) for _, nb in bins)
   lattice = np.array([u * w + v for (u, v), _ in bins], np.int32)
   index = np.zeros((len(bins), m), np.int32)
@@ -543,6 +560,104 @@ def periodic_energy(
   return jnp.stack(out, axis=1)
 
 
+def periodic_peak(
+  images: ArrayLike,
+  *,
+  periods: Sequence[int] = PEAK_PERIODS,
+  radius: int = PEAK_RADIUS,
+  gap: int = PEAK_GAP,
+) -> jax.Array:
+  """The highest single spectral peak at the harmonics of pixel grids, over the whole picture.
+
+  :func:`periodic_energy` averages short tiles and several harmonics, which steadies it on
+  natural images but lets a faint pattern (a checkerboard of a fraction of a grey level
+  over a 512 px picture) vanish into the floor. Here, with ``q = lcm(periods)``:
+
+  1. ``Y``, the luminance (:func:`luminance`), cropped to its top-left
+     ``floor(H/q) q x floor(W/q) q`` (``h x w``), its mean removed, times a 2-D Hann window
+     ``w(i, j) = hann_h(i) hann_w(j)`` (``numpy.hanning``), so that the picture's edges leak
+     no power into the neighbourhoods.
+  2. ``S = |FFT2(w (Y - mean Y))|^2``, one spectrum over the whole picture: a coherent
+     pattern concentrates on its bins while the floor is spread over all ``h w``.
+  3. For each period ``p``, at each primitive bin of :func:`periodic_bins` (``h x w`` map,
+     its neighbourhoods less the ``gap`` bins next to it, where the window spreads a peak's
+     own power: a quarter of it on each side), ``ratio = (S(bin) + eps) / (mean_{neighbourhood} S + eps)``,
+     ``eps = (1e-6 sum w)^2`` (a ripple of amplitude 1e-6, :data:`EDGE_EPS`); ``P(p)`` is the
+     largest ratio (the diagonal, the vertical or the horizontal one for ``p = 2``).
+
+  About 1 for noise, a flat image (exactly 1) or a clean picture; a period-2 checkerboard of
+  amplitude 1/1000 on a natural 256 px picture already stands far above it.
+
+  Args:
+    images: ``(N, H, W, 3)`` RGB, with ``floor(H/q) q`` and ``floor(W/q) q`` at least
+      ``2 (2 radius + 1)``.
+    periods: grid periods in pixels, each at least 2.
+    radius: the neighbourhood's half-width in bins.
+    gap: bins next to a peak left out of its neighbourhood, ``0 <= gap < radius``.
+
+  Returns:
+    ``(N, len(periods))`` float32, one column per period.
+  """
+  x = _nhwc(images, "images", 3)
+  periods = tuple(int(p) for p in periods)
+  if not periods or min(periods) < 2 or not 0 <= gap < radius:
+    raise ValueError(f"periods must be integers >= 2 and 0 <= gap < radius, got {periods}, {gap} and {radius}")
+  s, h, w, total = _whole_spectrum(x, math.lcm(*periods), 2 * (2 * radius + 1), "periodic_peak")
+  eps = (EDGE_EPS * total) ** 2
+  out = []
+  for p in periods:
+    lattice, index, weight = _periodic_index(h, w, p, radius, gap)
+    wt = jnp.asarray(weight)[None]
+    floor = jnp.sum(jnp.take(s, index, axis=1) * wt, axis=2) / jnp.sum(wt, axis=2)
+    out.append(jnp.max((jnp.take(s, lattice, axis=1) + eps) / (floor + eps), axis=1))
+  return jnp.stack(out, axis=1)
+
+
+def _whole_spectrum(x: jax.Array, q: int, smallest: int, what: str) -> tuple[jax.Array, int, int, float]:
+  # Power spectrum of the Hann-windowed, centred luminance cropped to multiples of q: ((N, h*w), h, w, sum w).
+  h, w = x.shape[1] // q * q, x.shape[2] // q * q
+  if min(h, w) < smallest:
+    raise ValueError(f"{what} needs images of at least {smallest} px, got {x.shape}")
+  y = luminance(x)[:, :h, :w]
+  window = np.outer(np.hanning(h), np.hanning(w))
+  y = (y - jnp.mean(y, axis=(1, 2), keepdims=True)) * jnp.asarray(window, jnp.float32)[None]
+  return jnp.square(jnp.abs(jnp.fft.fft2(y))).reshape(x.shape[0], h * w), h, w, float(window.sum())
+
+
+def periodic_amplitude(images: ArrayLike, *, periods: Sequence[int] = PEAK_PERIODS) -> jax.Array:
+  """The amplitude of the strongest whole-picture pattern of exact period ``p``, in luminance units.
+
+  The spectrum of :func:`periodic_peak` (steps 1 and 2), read as an amplitude: a pattern
+  ``A cos(2 pi (a i / p + b j / p))`` over the picture puts ``|FFT| = A sum(w) / 2`` on each of
+  its two conjugate bins, or ``A sum(w)`` on a bin that is its own conjugate (the period-2
+  bins: ``A (-1)^(i+j)``, ``A (-1)^i``, ``A (-1)^j``), so
+  ``A = c sqrt(S(bin)) / sum(w)``, ``c`` 1 or 2; the largest over the primitive bins of
+  :func:`periodic_bins`. It says whether a peak that :func:`periodic_peak` finds could be
+  seen: times 255 it is in 8-bit grey levels, and a coherent pattern far below one level
+  stands out only to a whole-picture spectrum.
+
+  Args:
+    images: ``(N, H, W, 3)`` RGB, with ``floor(H/q) q`` and ``floor(W/q) q`` at least ``q``.
+    periods: grid periods in pixels, each at least 2.
+
+  Returns:
+    ``(N, len(periods))`` float32.
+  """
+  x = _nhwc(images, "images", 3)
+  periods = tuple(int(p) for p in periods)
+  if not periods or min(periods) < 2:
+    raise ValueError(f"periods must be integers >= 2, got {periods}")
+  q = math.lcm(*periods)
+  s, h, w, total = _whole_spectrum(x, q, q, "periodic_amplitude")
+  out = []
+  for p in periods:
+    bins = [uv for uv, _ in periodic_bins(h, w, p, radius=1)]
+    flat = np.array([u * w + v for u, v in bins], np.int32)
+    c = np.array([1.0 if (2 * u) % h == 0 and (2 * v) % w == 0 else 2.0 for u, v in bins], np.float32)
+    out.append(jnp.max(jnp.asarray(c)[None] * jnp.sqrt(jnp.take(s, flat, axis=1)), axis=1) / total)
+  return jnp.stack(out, axis=1)
+
+
 # ----------------------------------------------------------------------------------- scoring
 
 _features = jax.jit(vgg.extract_features, static_argnames=("layers", "pooling"))
@@ -560,6 +675,11 @@ def _pixel_measures(x: jax.Array, content: jax.Array, style: jax.Array) -> dict[
     "border": border_energy(x),
   }
   out.update({f"periodic_{p}": pe[:, i] for i, p in enumerate(PERIODS)})
+  small = min(x.shape[1:3]) < 2 * (2 * PEAK_RADIUS + 1) + math.lcm(*PEAK_PERIODS)
+  nan = jnp.full((x.shape[0], len(PEAK_PERIODS)), jnp.nan, jnp.float32)
+  pk, amp = (nan, nan) if small else (periodic_peak(x), 255.0 * periodic_amplitude(x))
+  out.update({f"peak_{p}": pk[:, i] for i, p in enumerate(PEAK_PERIODS)})
+  out.update({f"peak_{p}_grey": amp[:, i] for i, p in enumerate(PEAK_PERIODS)})
   return out
 
 
@@ -592,9 +712,11 @@ def score(
   Keys (see :data:`METRICS`): ``style_gram`` (:func:`style_distance`), ``style_swd``
   (:func:`style_swd`), ``content`` (:func:`content_distance` at relu4_2),
   ``color_to_style`` and ``color_to_content`` (:func:`color_distance`), ``border``
-  (:func:`border_energy`), ``periodic_2`` .. ``periodic_16`` (:func:`periodic_energy`).
-  Everything at the module's defaults (relu1_1..relu5_1, 64 directions, seed 0, 2 px frame,
-  periods 2..16 with 64 px tiles, or smaller ones for a content under 66 px).
+  (:func:`border_energy`), ``periodic_2`` .. ``periodic_16`` (:func:`periodic_energy`),
+  ``peak_2`` (:func:`periodic_peak`) and ``peak_2_grey`` (:func:`periodic_amplitude` in 8-bit
+  grey levels). Everything at the module's defaults (relu1_1..relu5_1,
+  64 directions, seed 0, 2 px frame, periods 2..16 with 64 px tiles, or smaller ones for a
+  content under 66 px).
 
   Args:
     params: VGG19 params.
