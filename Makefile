@@ -14,7 +14,7 @@ all: demo
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,convert,reference-onnx]'
+	$(BIN)/python -m pip install -q -e '.[test,convert,reference-onnx,video]'
 	touch $@
 
 install: $(STAMP)

@@ -15,6 +15,7 @@ from jaxstyle.settings import style as config
 from jaxstyle.settings.fast import FastSettings
 from jaxstyle.settings.style import PictureSettings, StyleConfig
 from jaxstyle.settings.train import TrainSettings
+from jaxstyle.settings.video import VideoSettings
 
 
 def random_config(rng: np.random.Generator) -> StyleConfig:
@@ -188,7 +189,7 @@ def test_codecs_follow_from_the_type(annotation, text, value):
 
 
 def test_every_family_shares_one_base_and_its_flags_round_trip():
-  for family in (StyleConfig, FastSettings, TrainSettings):
+  for family in (StyleConfig, FastSettings, TrainSettings, VideoSettings):
     assert issubclass(family, fields.Settings)
     want = family().set() if family is not StyleConfig else presets.gatys()
     words = fields.to_flags(want)

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
   pictures = [images.load_image(p) for p in contents]
   styles = [images.load_image(p) for p in args.style]
   mask = images.load_image(settings.mask) if settings.mask else None
-  networks = _networks(args, settings, stylizing=bool(outs))
+  networks = networks_for(args, settings, stylizing=bool(outs))
   if folder and outs:
     os.makedirs(args.output, exist_ok=True)
     for target in outs:
@@ -90,8 +90,8 @@ def _contents_and_outputs(args: argparse.Namespace, folder: bool) -> tuple[list[
   return contents, [os.path.join(args.output, s + ".png") for s in stems] if args.output else []
 
 
-def _networks(args: argparse.Namespace, settings: FastSettings, *, stylizing: bool) -> fast.Networks:
-  """The networks these settings need, loaded once."""
+def networks_for(args: argparse.Namespace, settings: FastSettings, *, stylizing: bool) -> fast.Networks:
+  """The networks these settings (and ``--model``, ``--sheet``) need, loaded once."""
   predictor = transformer = multistyle = vector = None
   if args.model:
     transformer, vector = load_model(args.model)
@@ -99,7 +99,7 @@ def _networks(args: argparse.Namespace, settings: FastSettings, *, stylizing: bo
       predictor, _ = magenta_weights.load_arbitrary()
   elif stylizing and settings.builtin is None:
     predictor, transformer = magenta_weights.load_arbitrary()
-  if args.sheet or settings.builtin is not None:
+  if getattr(args, "sheet", None) or settings.builtin is not None:
     multistyle = magenta_weights.load_multistyle26()
   return fast.Networks(predictor, transformer, multistyle, vector)
 

@@ -171,6 +171,27 @@ def stylize_fast(
   return out
 
 
+def render(
+  contents: ArrayLike, cond: ArrayLike, settings: FastSettings, networks: Networks, *, mask: ArrayLike | None = None
+) -> np.ndarray:
+  """Images of one shape under one condition, already at their size (a batch of video frames).
+
+  Args:
+    contents: ``(N, H, W, 3)`` RGB in [0, 1].
+    cond: what :func:`condition` returns: ``(100,)`` or ``(26,)``.
+    settings: :class:`FastSettings` (``size`` is not applied).
+    networks: :class:`Networks`.
+    mask: ``(H, W[, 1])`` in [0, 1].
+
+  Returns:
+    ``(N, H, W, 3)`` float32 in [0, 1], finished as :func:`stylize_fast`'s (colour, mask).
+  """
+  x = jnp.asarray(contents, jnp.float32)
+  c = jnp.asarray(cond, jnp.float32)
+  y = np.asarray(_network(networks, settings)(x, jnp.broadcast_to(c, (x.shape[0], *c.shape))))
+  return np.stack([_finish(y[i], np.asarray(x[i]), settings, mask) for i in range(x.shape[0])])
+
+
 def stylize_variants(content: ArrayLike, conds: ArrayLike, settings: FastSettings, networks: Networks) -> np.ndarray:
   """One content image under many conditions (style vectors or built-in weightings) in one compiled call.
 

@@ -1,0 +1,182 @@
+"""A clip through the fast networks, frame by frame, made temporally consistent without training.
+
+Each batch of frames goes through the network at once (the style's condition computed once for the clip),
+then :func:`consistent_chunk`, one jitted program per batch, computes the optical flow of every consecutive
+pair both ways (vmapped, at ``flow_size``), where it is reliable, and, frame after frame (``lax.scan``), the
+consistent output of :mod:`jaxstyle.video.temporal`. A frame whose flow matches too little of the previous one
+(a scene cut) starts a new shot: its output is its own rendering, exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import ArrayLike
+
+from jaxstyle.fast import stylize as fast
+from jaxstyle.io import images as imageio
+from jaxstyle.settings.video import VideoSettings
+from jaxstyle.video import flow, temporal
+
+
+class ClipState(NamedTuple):
+  """What one batch hands the next: the last input frame and its output, and whether there is one."""
+
+  frame: jax.Array  # (H, W, 3)
+  output: jax.Array  # (H, W, 3)
+  started: jax.Array  # () bool
+
+
+def initial_state(shape: tuple[int, int]) -> ClipState:
+  """The state before a clip's first frame (no previous frame: the first output is its own rendering)."""
+  zeros = jnp.zeros((*shape, 3), jnp.float32)
+  return ClipState(zeros, zeros, jnp.asarray(False))
+
+
+def _flow_shape(shape: tuple[int, int], flow_size: int | None) -> tuple[int, int]:
+  if flow_size is None or max(shape) <= flow_size:
+    return shape
+  s = flow_size / max(shape)
+  return max(8, round(shape[0] * s)), max(8, round(shape[1] * s))
+
+
+class Motion(NamedTuple):
+  """The motion from each frame back to the one before it, at the frames' size.
+
+  Attributes:
+    back: ``(B, H, W, 2)`` flow from frame t to frame t-1 (warps t-1's pictures into t).
+    reliable: ``(B, H, W)`` in [0, 1].
+    warped: ``(B, H, W, 3)`` input frame t-1 warped into t.
+    matched: ``(B,)`` share of reliably matched pixels (:func:`jaxstyle.video.temporal.matched_fraction`).
+  """
+
+  back: jax.Array
+  reliable: jax.Array
+  warped: jax.Array
+  matched: jax.Array
+
+
+def motion(previous: ArrayLike, frames: ArrayLike, *, flow_size: int | None) -> Motion:
+  """The motion of ``(B, H, W, 3)`` frames against their predecessors (``previous[t]`` precedes
+  ``frames[t]``), flows computed at ``flow_size`` and scaled up."""
+  previous, frames = jnp.asarray(previous, jnp.float32), jnp.asarray(frames, jnp.float32)
+  b, h, w = frames.shape[:3]
+  fh, fw = _flow_shape((h, w), flow_size)
+  small = lambda x: jax.image.resize(x, (b, fh, fw, 3), "linear", antialias=True)
+  both = jax.vmap(lambda a, c: flow.flows_both_ways(a, c))(small(frames), small(previous))
+  reliable = jax.vmap(flow.reliability)(both[:, 0], both[:, 1])
+  scale = jnp.asarray([w / fw, h / fh], jnp.float32).reshape(1, 1, 1, 2)
+  back = jax.image.resize(both[:, 0], (b, h, w, 2), "linear") * scale
+  reliable = (jax.image.resize(reliable, (b, h, w), "linear") > 0.5).astype(jnp.float32)
+  warped = jax.vmap(flow.warp)(previous, back)
+  matched = jax.vmap(lambda r, f, wf: temporal.matched_fraction(r, f, wf, tolerance=0.1))(reliable, frames, warped)
+  return Motion(back, reliable, warped, matched)
+
+
+def consistent_chunk(
+  state: ClipState, frames: ArrayLike, styled: ArrayLike, *, settings: VideoSettings
+) -> tuple[ClipState, jax.Array, jax.Array]:
+  """Makes a batch of rendered frames consistent with each other and with the state's previous output.
+
+  Args:
+    state: :class:`ClipState` before the batch.
+    frames: ``(B, H, W, 3)`` input frames in [0, 1].
+    styled: ``(B, H, W, 3)`` their own renderings.
+    settings: :class:`VideoSettings` (``flow_size``, ``temporal_weight``, ``falloff``, ``solver_iterations``,
+      ``cut_threshold``).
+
+  Returns:
+    the state after the batch, ``(B, H, W, 3)`` outputs, and ``(B,)`` whether each frame starts a shot.
+  """
+  frames, styled = jnp.asarray(frames, jnp.float32), jnp.asarray(styled, jnp.float32)
+  previous = jnp.concatenate([state.frame[None], frames[:-1]])
+  m = motion(previous, frames, flow_size=settings.flow_size)
+  started = jnp.concatenate([state.started[None], jnp.ones((frames.shape[0] - 1,), bool)])
+  cut = ~started | (m.matched < settings.cut_threshold)
+  weights = jax.vmap(
+    lambda r, f, wf: temporal.blend_weight(r, f, wf, weight=settings.temporal_weight, falloff=settings.falloff)
+  )(m.reliable, frames, m.warped)
+
+  def one_frame(prev_out, xs):
+    p, back, w, is_cut = xs
+    out = temporal.consistent_frame(p, flow.warp(prev_out, back, cubic=True), w, iterations=settings.solver_iterations)
+    if settings.detail:
+      out = temporal.restore_detail(out, p)
+    out = jnp.where(is_cut, p, out)
+    return out, out
+
+  last, outs = jax.lax.scan(one_frame, state.output, (styled, m.back, weights, cut))
+  return ClipState(frames[-1], last, jnp.asarray(True)), outs, cut
+
+
+_consistent_chunk = jax.jit(consistent_chunk, static_argnames=("settings",))
+
+
+def _batches(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+  batch: list[np.ndarray] = []
+  for f in frames:
+    batch.append(f)
+    if len(batch) == size:
+      yield batch
+      batch = []
+  if batch:
+    yield batch
+
+
+def frame_shape(shape: tuple[int, int], size: int | None) -> tuple[int, int]:
+  """The output frames' ``(H, W)`` for input frames of ``shape`` at longest side ``size``."""
+  if size is None:
+    return shape
+  s = size / max(shape)
+  return max(1, round(shape[0] * s)), max(1, round(shape[1] * s))
+
+
+def stylize_clip(
+  frames: Iterable[ArrayLike],
+  styles: Sequence[ArrayLike],
+  settings: VideoSettings,
+  networks: fast.Networks,
+  *,
+  mask: ArrayLike | None = None,
+) -> Iterator[tuple[np.ndarray, bool]]:
+  """Stylizes a stream of frames, yielding each output as soon as its batch is done.
+
+  Args:
+    frames: ``(H, W, 3)`` RGB frames (uint8, or float in [0, 1]), all of one size.
+    styles: style images (ignored with ``builtin`` or a trained vector).
+    settings: :class:`VideoSettings`.
+    networks: :class:`jaxstyle.fast.Networks`.
+    mask: ``(H, W[, 1])`` in [0, 1] (1 stylizes, 0 keeps the frame).
+
+  Yields:
+    ``(output, shot_start)``: ``(H', W', 3)`` float32 in [0, 1], and whether the frame starts a shot.
+  """
+  cond = None
+  state = None
+  for batch in _batches(frames, settings.batch):
+    x = np.stack([_as_frame(f, settings.size) for f in batch])
+    if cond is None:
+      cond = fast.condition(networks, x[0], styles, settings)
+      state = initial_state(x.shape[1:3])
+    n = len(batch)
+    if n < settings.batch:  # the last batch, padded with its last frame: one program for the whole clip
+      x = np.concatenate([x, np.repeat(x[-1:], settings.batch - n, axis=0)])
+    styled = fast.render(x, cond, settings, networks, mask=mask)
+    if settings.consistency:
+      state, outs, cuts = _consistent_chunk(state, x, styled, settings=settings)
+      outs, cuts = np.asarray(outs), np.asarray(cuts)
+    else:
+      outs, cuts = styled, np.zeros(len(x), bool)
+    for i in range(n):
+      yield outs[i], bool(cuts[i])
+
+
+def _as_frame(frame: ArrayLike, size: int | None) -> np.ndarray:
+  x = np.asarray(frame)
+  x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+  shape = frame_shape(x.shape[:2], size)
+  return x if shape == x.shape[:2] else imageio.resize(x, shape)
