@@ -5,6 +5,7 @@ except in the CLI test.
 """
 
 import json
+import signal
 from fractions import Fraction
 
 import jax
@@ -19,6 +20,7 @@ from jaxstyle.nets import magenta
 from jaxstyle.settings.video import VideoSettings
 from jaxstyle.video import fast as vfast
 from jaxstyle.video import flow, measures, temporal
+from tests import processes
 from tests.conftest import rng_image, variants
 
 av = pytest.importorskip("av", reason="video needs PyAV (pip install 'jaxstyle[video]')")
@@ -141,7 +143,7 @@ def test_flow_vmapped_equals_one_pair_at_a_time():
   frames = panning(3, 32, 40, dx=1, dy=1)
   one = [np.asarray(flow.optical_flow(frames[i], frames[i + 1])) for i in range(2)]
   many = np.asarray(jax.jit(jax.vmap(flow.optical_flow))(frames[:2], frames[1:]))
-  np.testing.assert_allclose(many, np.stack(one), atol=1e-4)
+  np.testing.assert_allclose(many, np.stack(one), atol=1e-3)  # px, after some 300 iterations in float32
 
 
 def test_reliability_marks_occlusions_and_leaving_the_frame():
@@ -370,3 +372,19 @@ def test_cli_video(real_fast, tmp_path, capsys):
     err = capsys.readouterr().err
     assert msg in err and err.count("\n") == 1, err
     assert not (tmp_path / "x.mp4").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.real_weights
+def test_cli_video_interrupted_keeps_a_playable_clip(real_fast, tmp_path):
+  write_clip(tmp_path / "in.mp4", panning(60, 48, 64, dx=1))
+  images.save_image(tmp_path / "s.png", rng_image(1, 64, 64))
+  run = processes.Lines(processes.jaxstyle_command("video", tmp_path / "in.mp4", tmp_path / "s.png", "-o",
+                                                   tmp_path / "o.mp4", "--batch", "2"))  # fmt: skip
+  run.wait_for(r"frame 6/60")
+  run.proc.send_signal(signal.SIGINT)
+  code, err = run.finish()
+  assert code == 130 and "SIGINT at frame" in err and "Traceback" not in err, err
+  rec = json.loads((tmp_path / "o.json").read_text())
+  assert 6 <= rec["frames"] < 60 and rec["interrupted"] == "SIGINT"
+  assert video.count_frames(tmp_path / "o.mp4") == rec["frames"]

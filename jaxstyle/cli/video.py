@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 import time
 
 from jaxstyle.cli import common
@@ -68,10 +69,14 @@ def run(args: argparse.Namespace) -> int:
   first = next(frames, None)
   if first is None:
     raise CliError(f"{args.input}: no frame {settings.start} (the clip has {info.frames} frames)")
-  record = _stylize(args, settings, info, first, frames, styles, networks, mask, total)
+  with common.Signals() as signals:
+    record = _stylize(args, settings, info, first, frames, styles, networks, mask, total, signals)
   folder = not videoio.is_video_path(args.output)
   side = os.path.join(args.output, "video.json") if folder else sidecar_path(args.output)
   write_json(side, record)
+  if signals.stop():
+    print(f"jaxstyle: {signals.name} at frame {record['frames']}: {args.output} holds the frames done", file=sys.stderr)
+    return signals.exit_code
   print(
     f"wrote {args.output}: {record['frames']} frames in {common.fmt_time(record['wall_s'])} "
     f"({record['frames'] / record['wall_s']:.2f} frames/s), {len(record['shots'])} shot(s); record {side}"
@@ -88,8 +93,8 @@ def _frame_count(info: videoio.ClipInfo, settings: VideoSettings) -> int | None:
   return left if settings.frames is None else min(left, settings.frames)
 
 
-def _stylize(args, settings, info, first, frames, styles, networks, mask, total) -> dict:
-  """Streams the frames through the network into the writer; returns the record."""
+def _stylize(args, settings, info, first, frames, styles, networks, mask, total, signals) -> dict:
+  """Streams the frames through the network into the writer until the end or a signal; returns the record."""
   progress = common.ProgressPrinter(args.quiet)
   rate = info.rate
   end = None if settings.frames is None else first.time + settings.frames / float(rate)
@@ -120,6 +125,8 @@ def _stylize(args, settings, info, first, frames, styles, networks, mask, total)
         fps = f"  {rate_now:.2f} frames/s" if rate_now else ""
         eta = f"  ETA {common.fmt_time((total - done) / rate_now)}" if total and rate_now else ""
         progress.line(f"frame {done}/{total or '?'}{fps}{eta}", last=done == total)
+      if signals.stop():
+        break
   wall = time.perf_counter() - t0
   return {
     "command": common.command_line(),
@@ -131,6 +138,7 @@ def _stylize(args, settings, info, first, frames, styles, networks, mask, total)
     "frames": writer.frames,
     "rate": str(rate),
     "shots": shots,
+    "interrupted": signals.name if signals.stop() else None,
     "wall_s": wall,
     **common.provenance(),
   }
