@@ -346,7 +346,7 @@ def test_truncated_clip_stops_at_its_last_whole_frame_and_the_partial_output_pla
 
 
 @pytest.mark.real_weights
-def test_cli_video(real_fast, tmp_path, capsys):
+def test_cli_video(real_fast, real_params, tmp_path, capsys):
   write_clip(tmp_path / "in.mp4", panning(10, 48, 64, dx=1, cut=6))
   images.save_image(tmp_path / "s.png", rng_image(1, 64, 64))
   run = lambda *a: cli.main([str(x) for x in a])  # noqa: E731
@@ -355,6 +355,11 @@ def test_cli_video(real_fast, tmp_path, capsys):
   assert rec["frames"] == 9 and rec["shots"] == [1, 6] and rec["settings"]["start"] == 1
   assert video.count_frames(tmp_path / "o.mp4") == 9
   assert len(audio_packets(tmp_path / "o.mp4")) > 0
+  capsys.readouterr()
+  assert run("score", tmp_path / "in.mp4", tmp_path / "s.png", tmp_path / "o.mp4", "--start", "1", "--json") == 0
+  score = json.loads(capsys.readouterr().out)["scores"][0]
+  assert score["frames"] == 9 and len(score["per_frame"]["warping_error"]) == 8
+  assert 0 < score["warping_error"] < 1 and 0 < score["style_gram"] < 2 and 0 < score["content"] < 2
   assert run("video", tmp_path / "in.mp4", "--builtin", "3", "-o", tmp_path / "frames", "--frames", "3", "-q") == 0
   assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["000000.png", "000001.png", "000002.png",
                                                                       "video.json"]  # fmt: skip

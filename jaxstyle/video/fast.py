@@ -155,8 +155,8 @@ def stylize_clip(
   Yields:
     ``(output, shot_start)``: ``(H', W', 3)`` float32 in [0, 1], and whether the frame starts a shot.
   """
-  cond = None
-  state = None
+  cond = state = None
+  done = 0
   for batch in _batches(frames, settings.batch):
     x = np.stack([_as_frame(f, settings.size) for f in batch])
     if cond is None:
@@ -169,10 +169,11 @@ def stylize_clip(
     if settings.consistency:
       state, outs, cuts = _consistent_chunk(state, x, styled, settings=settings)
       outs, cuts = np.asarray(outs), np.asarray(cuts)
-    else:
-      outs, cuts = styled, np.zeros(len(x), bool)
+    else:  # every frame its own: the clip is one shot
+      outs, cuts = styled, np.arange(len(x)) + done == 0
     for i in range(n):
       yield outs[i], bool(cuts[i])
+    done += n
 
 
 def _as_frame(frame: ArrayLike, size: int | None) -> np.ndarray:

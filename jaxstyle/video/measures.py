@@ -9,11 +9,18 @@ argument (the bench grades with OpenCV's, so the product does not grade itself).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
+from jaxstyle.io import images as imageio
+from jaxstyle.objective import metrics
 from jaxstyle.video import flow
+
+CLIP_METRICS = ("warping_error", "style_gram", "content")
 
 
 def warping_error(output: ArrayLike, previous: ArrayLike, back: ArrayLike, reliable: ArrayLike) -> jax.Array:
@@ -54,3 +61,50 @@ def input_motion(previous: ArrayLike, frame: ArrayLike) -> tuple[jax.Array, jax.
   ``(H, W, 2)`` and ``(H, W)``, for :func:`warping_error`."""
   both = flow.flows_both_ways(frame, previous)
   return both[0], flow.reliability(both[0], both[1])
+
+
+def _float_frame(x: ArrayLike) -> np.ndarray:
+  x = np.asarray(x)
+  return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+
+
+def score_clip(
+  params: Mapping,
+  frames: Iterable[ArrayLike],
+  outputs: Iterable[ArrayLike],
+  style: ArrayLike,
+  *,
+  pooling: str = "max",
+) -> dict[str, np.ndarray]:
+  """A stylized clip's measures, frame by frame, streamed (memory does not grow with the clip).
+
+  Each input frame is resized to its output's size; the style to the output's longest side (as ``jaxstyle
+  score`` sizes it). The warping error of a pair uses this module's flow of the input frames
+  (:func:`input_motion`).
+
+  Args:
+    params: VGG19 params.
+    frames: the input clip's ``(H, W, 3)`` frames (uint8, or float in [0, 1]).
+    outputs: the stylized clip's frames, one per input frame (the shorter stream ends both).
+    style: ``(H', W', 3)`` RGB in [0, 1].
+    pooling: the VGG's pooling.
+
+  Returns:
+    ``warping_error``: ``(T - 1,)``, one per consecutive pair; ``style_gram`` (:func:`metrics.style_distance`)
+    and ``content`` (:func:`metrics.content_distance` to the input frame): ``(T,)`` each.
+  """
+  rows: dict[str, list[float]] = {k: [] for k in CLIP_METRICS}
+  previous = None
+  s = None
+  for frame, out in zip(frames, outputs, strict=False):
+    o = _float_frame(out)
+    x = imageio.resize(_float_frame(frame), o.shape[:2])
+    if s is None:
+      s = imageio.resize(imageio.as_image(style, "style"), max(o.shape[:2]))
+    rows["style_gram"].append(float(metrics.style_distance(params, o[None], s[None], pooling=pooling)[0]))
+    rows["content"].append(float(metrics.content_distance(params, o[None], x[None], pooling=pooling)[0]))
+    if previous is not None:
+      back, reliable = input_motion(previous[0], x)
+      rows["warping_error"].append(float(warping_error(o, previous[1], back, reliable)))
+    previous = (x, o)
+  return {k: np.asarray(v, np.float64) for k, v in rows.items()}
