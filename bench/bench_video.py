@@ -195,7 +195,7 @@ def run_clip(path: Path, size: int, count: int | None, styles, settings: VideoSe
 
 
 def bench_clip(args, path: Path, size: int, styles, nets, params, lines: list[str], figures: Path | None):
-  inputs = np.stack([vfast._as_frame(f.pixels, size) for f in video.read_frames(path, count=args.frames)])
+  inputs = np.stack([vfast.prepare_frame(f.pixels, size) for f in video.read_frames(path, count=args.frames)])
   motion = grade_motion(inputs)
   style = styles[0]
   row = {}

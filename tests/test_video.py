@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from jaxstyle import cli
+from jaxstyle.errors import InputError
 from jaxstyle.fast.stylize import Networks
 from jaxstyle.io import images
 from jaxstyle.nets import magenta
@@ -256,6 +257,13 @@ def test_clip_is_consistent_restarts_at_a_cut_and_compiles_once(nets):
   assert np.mean(errs(outs)) < 0.7 * np.mean(errs(np.stack(per_frame)))
 
 
+def test_frames_of_another_size_are_refused(nets):
+  frames = list(panning(3, 24, 32))
+  frames.insert(2, frames[0][:20])
+  with pytest.raises(InputError, match="frame 2 is 32x20 px, the clip's first 32x24"):
+    list(vfast.stylize_clip(frames, [STYLE], clip_settings(batch=2, consistency=False), nets))
+
+
 @pytest.mark.slow
 def test_clip_does_not_depend_on_the_batch(nets):
   frames = panning(7, 24, 32, dx=1, dy=1)
@@ -372,6 +380,7 @@ def test_cli_video(real_fast, real_params, tmp_path, capsys):
     (["video", tmp_path / "in.mp4", tmp_path / "s.png", "-o", tmp_path / "x.png"], "not a video file name"),
     (["video", tmp_path / "in.mp4", tmp_path / "s.png", "-o", tmp_path / "x.mp4", "--start", "50"], "past the"),
     (["video", tmp_path / "in.mp4", "-o", tmp_path / "x.mp4"], "give STYLE image(s)"),
+    (["video", tmp_path / "in.mp4", "--builtin", "3", "-o", tmp_path / "frames"], "already holds frames"),
   ]:
     assert run(*bad) == 2, bad
     err = capsys.readouterr().err

@@ -32,14 +32,19 @@ def add_parser(sub) -> None:
     "labelled contact sheet.",
   )
   p.add_argument("content", metavar="CONTENT", help="content image, or a folder of them")
-  p.add_argument("style", metavar="STYLE", nargs="*", help="style image(s); several are blended (--style-blend)")
+  add_network_args(p)
   p.add_argument("-o", "--output", metavar="OUT", help="output image, or a folder when CONTENT is a folder")
   p.add_argument("--sheet", metavar="PATH", help="write the 26 built-in styles on CONTENT as a contact sheet")
-  p.add_argument("--model", metavar="MODEL.h5", help="a network trained with 'jaxstyle train' (no STYLE needed)")
   g = p.add_argument_group("settings ('none' unsets an optional value)")
   common.add_setting_flags(g, FastSettings.declarations())
   p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
   p.set_defaults(handler=run)
+
+
+def add_network_args(p: argparse.ArgumentParser) -> None:
+  """What picks the network's style: STYLE image(s) or ``--model`` (``--builtin`` is a setting)."""
+  p.add_argument("style", metavar="STYLE", nargs="*", help="style image(s); several are blended (--style-blend)")
+  p.add_argument("--model", metavar="MODEL.h5", help="a network trained with 'jaxstyle train' (no STYLE needed)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import os
 import sys
@@ -31,9 +32,8 @@ def add_parser(sub) -> None:
     "playable OUT with the frames done. Needs PyAV: pip install 'jaxstyle[video]'.",
   )
   p.add_argument("input", metavar="IN", help="video file, or a folder of frames")
-  p.add_argument("style", metavar="STYLE", nargs="*", help="style image(s); several are blended (--style-blend)")
+  fast_cli.add_network_args(p)
   p.add_argument("-o", "--output", metavar="OUT", required=True, help="video file, or a folder for PNG frames")
-  p.add_argument("--model", metavar="MODEL.h5", help="a network trained with 'jaxstyle train' (no STYLE needed)")
   g = p.add_argument_group("settings ('none' unsets an optional value)")
   common.add_setting_flags(g, VideoSettings.declarations())
   p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -51,6 +51,8 @@ def _check_args(args: argparse.Namespace, settings: VideoSettings) -> None:
   if not videoio.is_video_path(args.output) and os.path.splitext(args.output)[1]:
     suffixes = ", ".join(videoio.VIDEO_SUFFIXES)
     raise CliError(f"{args.output}: not a video file name ({suffixes}) nor a folder name (no suffix)")
+  if os.path.isdir(args.output) and any(n.endswith(".png") for n in os.listdir(args.output)):
+    raise CliError(f"{args.output}: already holds frames; remove them or choose another folder")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,7 +101,7 @@ def _stylize(args, settings, info, first, frames, styles, networks, mask, total,
   rate = info.rate
   end = None if settings.frames is None else first.time + settings.frames / float(rate)
   audio = info.path if info.audio and not os.path.isdir(info.path) else None
-  times, shots = [], []
+  times, shots = collections.deque(), []  # times: of frames read and not yet written
 
   def stream():
     for part in ((first,), frames):
@@ -114,7 +116,7 @@ def _stylize(args, settings, info, first, frames, styles, networks, mask, total,
   )  # fmt: skip
   with writer:
     for i, (out, shot) in enumerate(vfast.stylize_clip(stream(), styles, settings, networks, mask=mask)):
-      writer.write(out, time=times[i])
+      writer.write(out, time=times.popleft())
       if shot:
         shots.append(settings.start + i)
       done = i + 1

@@ -185,7 +185,7 @@ class VideoWriter:
     self._start = start_time
     self._quality = quality
     self._folder = not is_video_path(self.path)
-    self._out = self._stream = self._tmp = None
+    self._out = self._stream = None
     self._audio_in = self._audio_out = self._packets = None
     self._audio_from = audio_from
     self._end_time = end_time
@@ -226,8 +226,8 @@ class VideoWriter:
     suffix = os.path.splitext(self.path)[1].lower()
     codec, pix_fmt = _CODECS.get(suffix, _H264)
     self._tmp_ctx = files.atomic_path(self.path)
-    self._tmp = self._tmp_ctx.__enter__()
-    self._out = av.open(self._tmp, "w", format={".mkv": "matroska", ".m4v": "mp4"}.get(suffix, suffix[1:]))
+    container = {".mkv": "matroska", ".m4v": "mp4"}.get(suffix, suffix[1:])
+    self._out = av.open(self._tmp_ctx.__enter__(), "w", format=container)
     self._stream = self._out.add_stream(codec, rate=self.rate)
     self._stream.width, self._stream.height, self._stream.pix_fmt = w, h, pix_fmt
     self._stream.time_base = self.time_base
@@ -299,16 +299,6 @@ class VideoWriter:
       with contextlib.suppress(Exception):
         self._tmp_ctx.__exit__(type(e), e, e.__traceback__)
       raise
-
-  def abort(self) -> None:
-    """Discards a file that was being written (nothing at ``path``)."""
-    if self._out is not None:
-      out, self._out = self._out, None
-      with contextlib.suppress(Exception):
-        out.close()
-      err = FileError(f"{self.path}: aborted")
-      with contextlib.suppress(FileError):
-        self._tmp_ctx.__exit__(FileError, err, None)
 
 
 def count_frames(path: str | os.PathLike) -> int:

@@ -17,7 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jaxstyle.errors import InputError
 from jaxstyle.fast import stylize as fast
+from jaxstyle.io import color
 from jaxstyle.io import images as imageio
 from jaxstyle.settings.video import VideoSettings
 from jaxstyle.video import flow, temporal
@@ -158,8 +160,15 @@ def stylize_clip(
   cond = state = None
   done = 0
   for batch in _batches(frames, settings.batch):
-    x = np.stack([_as_frame(f, settings.size) for f in batch])
-    if cond is None:
+    x = [prepare_frame(f, settings.size) for f in batch]
+    for i, f in enumerate(x):
+      if f.shape != x[0].shape or (state is not None and f.shape[:2] != state.frame.shape[:2]):
+        want = x[0].shape if state is None else state.frame.shape
+        raise InputError(f"frame {done + i} is {f.shape[1]}x{f.shape[0]} px, the clip's first {want[1]}x{want[0]}")
+    x = np.stack(x)
+    if cond is None:  # one condition for the whole clip, from its first frame where the content matters
+      if settings.preserve_color == "histogram" and styles:
+        styles = [color.match_histogram(np.asarray(s), x[0].reshape(1, -1, 3)) for s in styles]
       cond = fast.condition(networks, x[0], styles, settings)
       state = initial_state(x.shape[1:3])
     n = len(batch)
@@ -176,7 +185,8 @@ def stylize_clip(
     done += n
 
 
-def _as_frame(frame: ArrayLike, size: int | None) -> np.ndarray:
+def prepare_frame(frame: ArrayLike, size: int | None) -> np.ndarray:
+  """A frame as the network takes it: float32 in [0, 1], ``(H', W', 3)`` at longest side ``size``."""
   x = np.asarray(frame)
   x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
   shape = frame_shape(x.shape[:2], size)
