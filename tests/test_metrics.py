@@ -510,9 +510,9 @@ def test_score_self_and_compiles_once(tiny_params, pics):
   # amplitudes near zero: float32 FFT rounding (~1e-7 of the picture's energy) bounds the absolute error
   np.testing.assert_allclose(out["peak_2_grey"], 255 * metrics.periodic_amplitude(x)[:, 0], rtol=1e-5, atol=1e-4)
   # features compiled once per shape: content, style (here the same shape: one entry) and images
-  before = metrics._features._cache_size()
+  before = metrics.features._cache_size()
   metrics.score(tiny_params, content, style_at_content, [bigger, pics["x"][0]])
-  assert metrics._features._cache_size() == before
+  assert metrics.features._cache_size() == before
 
 
 def test_score_table(tiny_params, pics, tmp_path):

@@ -219,6 +219,24 @@ def test_matched_fraction_and_cut():
   assert float(same.matched[0]) > 0.8 and float(cut.matched[0]) < 0.3
 
 
+def test_score_clip_equals_the_per_image_measures(tiny_params):
+  from jaxstyle.objective import metrics
+
+  ins, outs = panning(3, 40, 48, dx=1), panning(3, 40, 48, dx=1, cut=0)
+  style = rng_image(8, 30, 30)
+  got = measures.score_clip(tiny_params, (images.to_uint8(f) for f in ins), outs, style)
+  s = images.resize(style, 48)
+  frames = [np.asarray(images.to_uint8(f), np.float32) / 255 for f in ins]
+  want_style = [float(metrics.style_distance(tiny_params, o[None], s[None])[0]) for o in outs]
+  pairs = zip(outs, frames, strict=True)
+  want_content = [float(metrics.content_distance(tiny_params, o[None], f[None])[0]) for o, f in pairs]
+  np.testing.assert_allclose(got["style_gram"], want_style, rtol=1e-5)
+  np.testing.assert_allclose(got["content"], want_content, rtol=1e-5)
+  want_warp = [float(measures.warping_error(outs[t], outs[t - 1], *measures.input_motion(frames[t - 1], frames[t])))
+               for t in (1, 2)]  # fmt: skip
+  np.testing.assert_allclose(got["warping_error"], want_warp, rtol=1e-5)
+
+
 # --------------------------------------------------------------------------- a clip through the network
 
 

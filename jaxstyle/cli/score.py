@@ -85,7 +85,5 @@ def _run_clips(args: argparse.Namespace) -> int:
     [p, str(r["frames"]), *[f"{r[k]:.4g}" for k in measures.CLIP_METRICS]]
     for p, r in zip(args.images, rows, strict=True)
   ]
-  widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
-  for r in [header] + body:
-    print("  ".join([r[0].ljust(widths[0])] + [v.rjust(w) for v, w in zip(r[1:], widths[1:], strict=True)]))
+  print(metrics.text_table(header, body))
   return 0

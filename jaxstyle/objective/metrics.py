@@ -248,6 +248,25 @@ def style_distance(
   return _style_mean(gram_distance, params, images, style, tuple(layers), pooling)
 
 
+def style_distance_of_features(
+  image_features: Mapping[str, jax.Array],
+  style_features: Mapping[str, jax.Array],
+  *,
+  layers: Sequence[str] = STYLE_LAYERS,
+) -> jax.Array:
+  """:func:`style_distance` from activations already extracted (the style's reused over many images).
+
+  Args:
+    image_features: layer name to ``(N, H_l, W_l, C_l)`` activations of the images.
+    style_features: the same layers of the style, ``(1, ...)`` or ``(N, ...)``.
+    layers: the layers averaged.
+
+  Returns:
+    ``(N,)`` float32.
+  """
+  return _layer_mean(gram_distance, image_features, style_features, tuple(layers))
+
+
 def style_swd(
   params: Mapping,
   images: ArrayLike,
@@ -660,7 +679,9 @@ def periodic_amplitude(images: ArrayLike, *, periods: Sequence[int] = PEAK_PERIO
 
 # ----------------------------------------------------------------------------------- scoring
 
-_features = jax.jit(vgg.extract_features, static_argnames=("layers", "pooling"))
+features = jax.jit(vgg.extract_features, static_argnames=("layers", "pooling"))
+""":func:`jaxstyle.nets.vgg.extract_features`, jitted (compiled once per shape and layer set): the activations
+every measure of this module reads."""
 
 
 @jax.jit
@@ -734,12 +755,12 @@ def score(
   layers = STYLE_LAYERS + (CONTENT_LAYER,)
   # One layer set for all, so that an image of the content's (or style's) shape runs the very
   # executable its target ran: an image equal to its target then has the same features.
-  fc = _features(params, c[None], layers=layers, pooling=pooling)
-  fs = _features(params, s[None], layers=layers, pooling=pooling)
+  fc = features(params, c[None], layers=layers, pooling=pooling)
+  fs = features(params, s[None], layers=layers, pooling=pooling)
   rows = []
   for k, im in enumerate(items):
     x = imageio.resize(imageio.as_image(im, f"image {k}"), c.shape[:2])[None]
-    fx = _features(params, x, layers=layers, pooling=pooling)
+    fx = features(params, x, layers=layers, pooling=pooling)
     row = _feature_measures(fx, fc, fs)
     row.update(_pixel_measures(x, c[None], s[None]))
     rows.append(row)
@@ -772,7 +793,11 @@ def score_table(
     raise ValueError(f"{len(names)} names for {len(items)} images")
   scores = score(params, content, style, items, pooling=pooling)
   header = ["image"] + list(METRICS)
-  body = [[n] + [f"{scores[m][k]:.4g}" for m in METRICS] for k, n in enumerate(names)]
-  widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
+  return text_table(header, [[n] + [f"{scores[m][k]:.4g}" for m in METRICS] for k, n in enumerate(names)])
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+  """Rows of text cells aligned in columns: the first left-aligned, the rest right-aligned (numbers)."""
+  widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
   fmt = lambda r: "  ".join([r[0].ljust(widths[0])] + [v.rjust(wd) for v, wd in zip(r[1:], widths[1:], strict=True)])
-  return "\n".join(fmt(r) for r in [header] + body)
+  return "\n".join(fmt(r) for r in [header, *rows])

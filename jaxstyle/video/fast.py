@@ -161,9 +161,9 @@ def stylize_clip(
   done = 0
   for batch in _batches(frames, settings.batch):
     x = [prepare_frame(f, settings.size) for f in batch]
+    want = x[0].shape if state is None else state.frame.shape
     for i, f in enumerate(x):
-      if f.shape != x[0].shape or (state is not None and f.shape[:2] != state.frame.shape[:2]):
-        want = x[0].shape if state is None else state.frame.shape
+      if f.shape != want:
         raise InputError(f"frame {done + i} is {f.shape[1]}x{f.shape[0]} px, the clip's first {want[1]}x{want[0]}")
     x = np.stack(x)
     if cond is None:  # one condition for the whole clip, from its first frame where the content matters

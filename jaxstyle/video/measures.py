@@ -3,7 +3,7 @@
 ``E(t) = sum_x M_t(x) |O_t(x) - O_{t-1}(x + w_t(x))|^2 / sum_x M_t(x)``: output frame t against output frame
 t-1 warped into it by the *input's* flow ``w_t`` (t to t-1), over the pixels ``M_t`` where that flow is
 reliable; squared RGB distance in [0, 1] units. A clip without flicker has a small error; a static output
-has none, so read it beside a style distance. The flow can be anyone's: :func:`warping_errors` takes it as an
+has none, so read it beside a style distance. The flow can be anyone's: :func:`warping_error` takes it as an
 argument (the bench grades with OpenCV's, so the product does not grade itself).
 """
 
@@ -19,6 +19,7 @@ from jax.typing import ArrayLike
 from jaxstyle.io import images as imageio
 from jaxstyle.objective import metrics
 from jaxstyle.video import flow
+from jaxstyle.video.fast import prepare_frame
 
 CLIP_METRICS = ("warping_error", "style_gram", "content")
 
@@ -40,32 +41,12 @@ def warping_error(output: ArrayLike, previous: ArrayLike, back: ArrayLike, relia
   return jnp.sum(m * d2) / jnp.maximum(jnp.sum(m), 1.0)
 
 
-def warping_errors(outputs: ArrayLike, backs: ArrayLike, reliables: ArrayLike) -> jax.Array:
-  """The warping error of every consecutive pair of a clip.
-
-  Args:
-    outputs: ``(T, H, W, 3)`` output frames.
-    backs: ``(T - 1, H, W, 2)`` the input's flows from frame t to t-1, for t = 1 .. T-1.
-    reliables: ``(T - 1, H, W)``.
-
-  Returns:
-    ``(T - 1,)``.
-  """
-  o = jnp.asarray(outputs, jnp.float32)
-  return jax.vmap(warping_error)(o[1:], o[:-1], backs, reliables)
-
-
 @jax.jit
 def input_motion(previous: ArrayLike, frame: ArrayLike) -> tuple[jax.Array, jax.Array]:
   """Our own TV-L1 flow from ``frame`` back to ``previous`` (``(H, W, 3)`` each) and where it is reliable:
   ``(H, W, 2)`` and ``(H, W)``, for :func:`warping_error`."""
   both = flow.flows_both_ways(frame, previous)
   return both[0], flow.reliability(both[0], both[1])
-
-
-def _float_frame(x: ArrayLike) -> np.ndarray:
-  x = np.asarray(x)
-  return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
 
 
 def score_clip(
@@ -94,15 +75,17 @@ def score_clip(
     and ``content`` (:func:`metrics.content_distance` to the input frame): ``(T,)`` each.
   """
   rows: dict[str, list[float]] = {k: [] for k in CLIP_METRICS}
-  previous = None
-  s = None
+  previous = fs = None
   for frame, out in zip(frames, outputs, strict=False):
-    o = _float_frame(out)
-    x = imageio.resize(_float_frame(frame), o.shape[:2])
-    if s is None:
+    o = prepare_frame(out, None)
+    x = imageio.resize(prepare_frame(frame, None), o.shape[:2])
+    if fs is None:  # the style's activations once for the clip
       s = imageio.resize(imageio.as_image(style, "style"), max(o.shape[:2]))
-    rows["style_gram"].append(float(metrics.style_distance(params, o[None], s[None], pooling=pooling)[0]))
-    rows["content"].append(float(metrics.content_distance(params, o[None], x[None], pooling=pooling)[0]))
+      fs = metrics.features(params, s[None], layers=metrics.STYLE_LAYERS, pooling=pooling)
+    fo = metrics.features(params, o[None], layers=(*metrics.STYLE_LAYERS, metrics.CONTENT_LAYER), pooling=pooling)
+    fc = metrics.features(params, x[None], layers=(metrics.CONTENT_LAYER,), pooling=pooling)
+    rows["style_gram"].append(float(metrics.style_distance_of_features(fo, fs)[0]))
+    rows["content"].append(float(metrics.feature_distance(fo[metrics.CONTENT_LAYER], fc[metrics.CONTENT_LAYER])[0]))
     if previous is not None:
       back, reliable = input_motion(previous[0], x)
       rows["warping_error"].append(float(warping_error(o, previous[1], back, reliable)))
