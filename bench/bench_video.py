@@ -35,6 +35,7 @@ from jaxstyle.objective import metrics  # noqa: E402
 from jaxstyle.settings.video import VideoSettings  # noqa: E402
 from jaxstyle.video import fast as vfast  # noqa: E402
 from jaxstyle.video import flow  # noqa: E402
+from jaxstyle.video import frames as vframes  # noqa: E402
 
 SHARED = bench.SHARED.parent
 CUBIC = 2  # cv2.INTER_CUBIC
@@ -195,7 +196,7 @@ def run_clip(path: Path, size: int, count: int | None, styles, settings: VideoSe
 
 
 def bench_clip(args, path: Path, size: int, styles, nets, params, lines: list[str], figures: Path | None):
-  inputs = np.stack([vfast.prepare_frame(f.pixels, size) for f in video.read_frames(path, count=args.frames)])
+  inputs = np.stack([vframes.prepare_frame(f.pixels, size) for f in video.read_frames(path, count=args.frames)])
   motion = grade_motion(inputs)
   style = styles[0]
   row = {}

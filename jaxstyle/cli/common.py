@@ -24,6 +24,7 @@ from jaxstyle.io import vgg_weights as weights
 from jaxstyle.io.files import check_writable, sidecar_path
 from jaxstyle.optim import problem
 from jaxstyle.settings import fields, presets
+from jaxstyle.settings.commands import stylize_command  # noqa: F401 - the commands' name for it
 from jaxstyle.settings.fields import Declaration, Settings
 from jaxstyle.settings.style import StyleConfig
 
@@ -113,24 +114,28 @@ def add_weights_arg(p: argparse.ArgumentParser, help_text: str) -> None:
   )
 
 
-def add_recipe_args(p: argparse.ArgumentParser) -> None:
-  """The optimization settings' flags, under a preset."""
-  g = p.add_argument_group("recipe (a preset, then overrides; 'none' unsets an optional value)")
+def add_recipe_args(p: argparse.ArgumentParser, *, title: str = "recipe", shared: frozenset[str] = frozenset()) -> None:
+  """The optimization settings' flags, under a preset; ``shared`` names flags the command already has (the
+  same setting in its own settings class, e.g. ``--size`` of a video), left out here."""
+  g = p.add_argument_group(f"{title} (a preset, then overrides; 'none' unsets an optional value)")
   g.add_argument(
     "--preset",
     default=None,
     choices=sorted(presets.PRESETS),
     help=f"starting configuration (default: {presets.DEFAULT}; sweep --figure3: gatys)",
   )
-  add_setting_flags(g, StyleConfig.declarations())
+  add_setting_flags(g, [d for d in StyleConfig.declarations() if d.flag not in shared])
   add_weights_arg(p, "VGG19 weights file")
-  p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+  if "--quiet" not in shared:
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
-def config_from_args(args: argparse.Namespace) -> StyleConfig:
-  """The preset named by ``--preset`` with every given settings flag applied, resolved, and file paths made
-  absolute so that records and reproduction commands work from anywhere."""
-  config = settings_from_args(presets.get(args.preset or presets.DEFAULT), args).resolve()
+def config_from_args(args: argparse.Namespace, *, resolve: bool = True) -> StyleConfig:
+  """The preset named by ``--preset`` with every given settings flag applied, resolved (unless a caller sets the
+  size first and resolves then), and file paths made absolute so that records and reproduction commands work
+  from anywhere."""
+  config = settings_from_args(presets.get(args.preset or presets.DEFAULT), args)
+  config = config.resolve() if resolve else config
   im = config.images
   paths = {}
   if im.mask:
@@ -140,16 +145,6 @@ def config_from_args(args: argparse.Namespace) -> StyleConfig:
   if im.init_is_image:
     paths["init"] = os.path.abspath(im.init)
   return config.set(**paths) if paths else config
-
-
-def stylize_command(
-  content: str, styles: Sequence[str], out: str, config: StyleConfig, weights_path: str | None
-) -> str:
-  """The ``jaxstyle stylize`` command line that reproduces ``config`` alone (every setting spelled out)."""
-  cmd = ["jaxstyle", "stylize", content, *styles, "-o", out, "--preset", config.name, *fields.to_flags(config)]
-  if weights_path is not None:
-    cmd += ["--weights", os.path.abspath(weights_path)]
-  return shlex.join(cmd)
 
 
 # --------------------------------------------------------------------------- inputs and outputs
@@ -294,9 +289,10 @@ class ProgressPrinter:
     self.step, self.steps = p.step, p.steps
     if self.quiet or not p.report:
       return
+    temporal = f", temporal {p.losses['temporal']:.3g}" if "temporal" in p.losses else ""
     line = (
       f"{self.prefix}step {p.step}/{p.steps}  loss {p.losses['total']:.4g} (content {p.losses['content']:.3g}, "
-      f"style {p.losses['style']:.3g}, tv {p.losses['tv']:.3g})  {p.steps_per_second:.2f} it/s  "
+      f"style {p.losses['style']:.3g}, tv {p.losses['tv']:.3g}{temporal})  {p.steps_per_second:.2f} it/s  "
       f"ETA {fmt_time(p.eta)}"
     )
     self.line(line, last=p.step == p.steps)

@@ -14,12 +14,13 @@ Imports: :mod:`jaxstyle.nets`, :mod:`jaxstyle.runtime`, :mod:`jaxstyle.io` (imag
 
 from jaxstyle.objective import losses, metrics, tiled
 from jaxstyle.objective.loss import WHOLE, Tiling, batch_loss, objective, value_and_grad_fn, value_fn
-from jaxstyle.objective.targets import Form, Targets, compose, compute_targets, content_targets, style_targets
+from jaxstyle.objective.targets import Form, Targets, Temporal, compose, compute_targets, content_targets, style_targets
 
 __all__ = [
   "WHOLE",
   "Form",
   "Targets",
+  "Temporal",
   "Tiling",
   "batch_loss",
   "compose",

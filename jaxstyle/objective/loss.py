@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from jax.custom_derivatives import CustomVJPPrimal, SymbolicZero
 from jax.typing import ArrayLike
 
+from jaxstyle.errors import InputError
 from jaxstyle.nets import vgg
 from jaxstyle.objective import losses, tiled
 from jaxstyle.objective.targets import Form, Targets, compose
@@ -67,6 +68,7 @@ def objective(
     ``(total, parts)``: a scalar and a dict of weighted scalar parts.
   """
   if tiling.tile is not None:
+    _untiled_only(targets)
     return _tiled_objective(form, tiling)(jnp.asarray(image), params, targets, weights)
   x = compose(jnp.asarray(image), targets)[None]
   total, parts = _loss(x, params, targets, weights, form)
@@ -107,7 +109,13 @@ def batch_loss(
 
 def _loss(x: jax.Array, params: Mapping, targets: Targets, weights: losses.LossWeights, form: Form):
   feats = vgg.extract_features(params, x, form.layers, pooling=form.pooling, pool_gains=targets.pool_gains)
-  return losses.total_loss(feats, targets.content, targets.style, x, weights, form.spec, regions=targets.regions)
+  total, parts = losses.total_loss(
+    feats, targets.content, targets.style, x, weights, form.spec, regions=targets.regions
+  )
+  if targets.temporal is None:
+    return total, parts
+  t = losses.temporal_loss(x, targets.temporal.previous[None], targets.temporal.weight[None])
+  return total + t, {**parts, "temporal": t}
 
 
 def value_and_grad_fn(
@@ -122,6 +130,7 @@ def value_and_grad_fn(
   """
   if tiling.tile is None:
     return jax.value_and_grad(value_fn(params, targets, weights, form=form, tiling=tiling))
+  _untiled_only(targets)
 
   def f(image):
     value, _, grad = tiled.evaluate(image, params, _problem(targets, weights, form, tiling), grad=True)
@@ -135,6 +144,11 @@ def value_fn(
 ) -> Callable[[jax.Array], jax.Array]:
   """``f(image) -> total``: :func:`objective`'s total as a differentiable function of the image."""
   return lambda image: objective(image, params, targets, weights, form=form, tiling=tiling)[0]
+
+
+def _untiled_only(targets: Targets) -> None:
+  if targets.temporal is not None:
+    raise InputError("a video frame's temporal term runs on whole frames; leave --tile out")
 
 
 def _problem(targets: Targets, weights: losses.LossWeights, form: Form, tiling: Tiling) -> tiled.Problem:

@@ -256,6 +256,26 @@ def total_variation(images: ArrayLike, *, kind: str = "l1", reduction: str = "su
   return _reduce(dh, reduction) + _reduce(dw, reduction)
 
 
+def temporal_loss(images: ArrayLike, previous: ArrayLike, weight: ArrayLike) -> jax.Array:
+  """Ruder et al. (2016)'s temporal loss: the weighted mean squared difference to the previous output warped
+  into this frame, ``sum c (x - w)^2 / (H W C)``, in the VGG's 0-255 pixel units (so that their weights,
+  given beside neural-style's content and style weights, carry over).
+
+  Args:
+    images: ``(N, H, W, 3)`` in [0, 1].
+    previous: ``(N, H, W, 3)`` or ``(1, H, W, 3)``, the previous output warped into each image.
+    weight: ``(N, H, W, 1)`` or ``(1, H, W, 1)``, the per-pixel weight (the temporal weight times the
+      motion's reliability).
+
+  Returns:
+    ``(N,)``.
+  """
+  x = jnp.asarray(images, jnp.float32)
+  d = 255.0 * (x - jnp.asarray(previous, jnp.float32))
+  total = jnp.sum(jnp.asarray(weight, jnp.float32) * jnp.square(d), axis=(1, 2, 3))
+  return total / float(x.shape[1] * x.shape[2] * x.shape[3])
+
+
 class LossWeights(NamedTuple):
   """The weights of a style-transfer objective, a pytree.
 

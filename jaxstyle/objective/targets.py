@@ -51,13 +51,22 @@ class Form(NamedTuple):
     return self.native_pooling is not None and self.native_pooling != self.pooling
 
 
+class Temporal(NamedTuple):
+  """A temporal target (Ruder et al. 2016): the previous output warped into this frame, ``(H, W, 3)``, and
+  the per-pixel weight of the difference to it, ``(H, W, 1)`` (the temporal weight times the reliability)."""
+
+  previous: jax.Array
+  weight: jax.Array
+
+
 class Targets(NamedTuple):
   """What the objective matches: content activations ``(1, H, W, C)`` (``(N, ...)`` for a batch of contents)
   and style Gram matrices ``(1, C, C)``, by canonical layer name. With a ``mask`` (``(H, W, 1)``, 1 =
   stylize), the optimized variable ``z`` becomes the image ``mask * z + (1 - mask) * anchor``, so the
   unmasked region stays the ``anchor`` (the content) exactly. With ``regions`` (``(K, H, W)``), style ``k``
   applies in region ``k`` and ``style`` holds ``(1, K, C, C)`` Grams, one per style image. ``pool_gains``
-  (``(5,)``) rescale the pool outputs when the pooling is not the one the weights were calibrated with."""
+  (``(5,)``) rescale the pool outputs when the pooling is not the one the weights were calibrated with.
+  ``temporal`` (a :class:`Temporal`) adds Ruder et al.'s temporal term for a video frame."""
 
   content: dict[str, jax.Array]
   style: dict[str, jax.Array]
@@ -65,6 +74,7 @@ class Targets(NamedTuple):
   anchor: jax.Array | None = None
   regions: jax.Array | None = None
   pool_gains: jax.Array | None = None
+  temporal: Temporal | None = None
 
 
 def compose(z: jax.Array, targets: Targets) -> jax.Array:

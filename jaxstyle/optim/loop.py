@@ -33,7 +33,7 @@ from jaxstyle.runtime.compilation import compiled
 from jaxstyle.runtime.memory import auto_tiles, check_memory, memory_fit
 from jaxstyle.settings.style import StyleConfig
 
-PARTS = ("content", "style", "tv")
+PARTS = ("content", "style", "tv")  # every objective's parts; a video frame's adds "temporal"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -368,14 +368,14 @@ class _History:
     if resume is not None:
       self.totals.append(np.asarray(resume.history["total"]))
       self.report["step"] = list(np.asarray(resume.history["step"]))
-      for n in PARTS:
+      for n in _names(resume.history):
         self.report[n] = list(np.moveaxis(np.asarray(resume.history[n]), -1, 0))
 
   def add(self, values: np.ndarray, parts: Mapping[str, np.ndarray], step: int) -> None:
     self.totals.append(values)
     self.report["step"].append(step)
-    for n in PARTS:
-      self.report[n].append(np.asarray(parts[n]))
+    for n in _names(parts):
+      self.report.setdefault(n, []).append(np.asarray(parts[n]))
 
   def last(self, start: int) -> int:
     """The step of the last chunk end recorded (``start`` when none is)."""
@@ -384,15 +384,20 @@ class _History:
   def as_dict(self, lead: tuple[int, ...]) -> dict[str, np.ndarray]:
     """The history as arrays (``lead`` is the batch's shape, ``()`` for one image)."""
     h = {"total": np.concatenate(self.totals, axis=-1) if self.totals else np.zeros(lead + (0,), np.float32)}
-    for n in PARTS:
+    for n in _names(self.report):
       v = self.report[n]
       h[n] = np.stack(v, axis=-1) if v else np.zeros(lead + (0,), np.float32)
     h["step"] = np.asarray(self.report["step"], np.int64)
     return h
 
 
+def _names(parts: Mapping) -> list[str]:
+  """The loss parts among ``parts``' keys: :data:`PARTS` and any the objective adds."""
+  return [*PARTS, *(n for n in parts if n not in PARTS and n not in ("total", "step"))]
+
+
 def _finite(parts: Mapping[str, ArrayLike]) -> np.ndarray:
-  return np.isfinite(sum(np.asarray(parts[n]) for n in PARTS))
+  return np.isfinite(sum(np.asarray(parts[n]) for n in _names(parts)))
 
 
 def _due(step: int, every: int | None) -> bool:
@@ -474,7 +479,7 @@ class _Lane:
     if not fresh:  # zero steps, or x is not the last chunk's output: evaluate it
       _, _, _, parts = self.chunk(jnp.copy(x), state, 0)
     final = placement.to_host(dict(parts))
-    final["total"] = final["content"] + final["style"] + final["tv"]
+    final["total"] = sum(final[n] for n in _names(final))
     steps_run = done - start
     timings = {"compile_s": self.compile_s, "run_s": run_s, "steps_per_s": steps_run / run_s if run_s > 0 else 0.0}
     image = jnp.clip(compose(x, self.consts[1]), 0.0, 1.0)
@@ -528,7 +533,7 @@ class _Loop:
 
   def _progress(self, lane: _Lane, done, total_steps, elapsed, start, span, last, due, lead) -> Progress:
     first = (lambda v: float(np.ravel(v)[0])) if self.batched else float
-    now = {n: first(lane.parts[n]) for n in PARTS}
+    now = {n: first(lane.parts[n]) for n in _names(lane.parts)}
     now["total"] = sum(now.values())
     rate = (done - start) / elapsed if elapsed > 0 else 0.0
     return Progress(

@@ -14,7 +14,7 @@ from jaxstyle.errors import InputError
 from jaxstyle.io import color
 from jaxstyle.io import images as imageio
 from jaxstyle.nets import vgg
-from jaxstyle.objective.targets import Targets, compute_targets, style_blend_weights
+from jaxstyle.objective.targets import Targets, Temporal, compute_targets, style_blend_weights
 from jaxstyle.settings.style import StyleConfig
 
 
@@ -124,7 +124,7 @@ def finish(image: ArrayLike, content: np.ndarray, config: StyleConfig) -> np.nda
 
 
 def setup_problem(
-  params, content, style, config: StyleConfig, *, mask=None, regions=None, start=None, init_image=None
+  params, content, style, config: StyleConfig, *, mask=None, regions=None, start=None, init_image=None, temporal=None
 ) -> Problem:
   """Resizes, recolours and computes targets for one scale (``config.images.size``).
 
@@ -138,6 +138,9 @@ def setup_problem(
       style image: style ``k`` is matched inside region ``k`` only (guided Grams).
     start: optional image to start from (resized to this scale), e.g. the previous scale's result.
     init_image: the starting image when ``config.images.init`` is a file or ``"fast"``.
+    temporal: a video frame's :class:`~jaxstyle.objective.targets.Temporal` (RGB, any size): the objective
+      gains Ruder et al.'s temporal term, and the frame starts from the warped previous output (unless
+      ``start`` is given).
   """
   content, styles = prepare_images(content, style, config)
   work, styles = color_inputs(content, styles, config)
@@ -157,13 +160,23 @@ def setup_problem(
     targets = targets._replace(regions=jnp.asarray(np.stack(maps)))
   if mask is not None:
     targets = targets._replace(mask=jnp.asarray(_fit(mask, work.shape[:2])), anchor=jnp.asarray(work))
+  if temporal is not None:
+    previous = _working(temporal.previous, work.shape[:2], config)
+    weight = imageio.resize(np.asarray(temporal.weight, np.float32).reshape(*temporal.weight.shape[:2], 1),
+                            work.shape[:2])  # fmt: skip
+    targets = targets._replace(temporal=Temporal(jnp.asarray(previous), jnp.asarray(weight)))
+    start = previous if start is None else start
   if start is not None:
-    x0 = imageio.resize(np.asarray(start, np.float32), work.shape[:2])
-    if config.images.preserve_color == "luminance":
-      x0 = color_inputs(x0, [], config)[0]
+    x0 = _working(start, work.shape[:2], config)
   else:
     x0 = initial_image(work, config, styles, init_image=init_image)
   return Problem(work, styles, targets, x0)
+
+
+def _working(image, shape: tuple[int, int], config: StyleConfig) -> np.ndarray:
+  """An RGB image (an earlier result) at ``shape`` in the run's working colour space."""
+  x = imageio.resize(np.asarray(image, np.float32), shape)
+  return color_inputs(x, [], config)[0] if config.images.preserve_color == "luminance" else x
 
 
 def check_inputs(content, styles, config: StyleConfig, *, regions=None) -> None:

@@ -19,6 +19,7 @@ from jaxstyle.io import checkpoint
 from jaxstyle.io import images as imageio
 from jaxstyle.io.vgg_weights import load_vgg19
 from jaxstyle.nets import vgg
+from jaxstyle.objective.targets import Temporal
 from jaxstyle.objective.tiled import TileProgress
 from jaxstyle.optim.loop import Member, Progress, Resume, Run, Span, optimize_members
 from jaxstyle.optim.problem import finish, scaled_shape, setup_problem
@@ -81,6 +82,7 @@ def stylize(
   stop: Callable[[], bool] | None = None,
   resume: Resume | None = None,
   tile_callback: Callable[[TileProgress], None] | None = None,
+  temporal: Temporal | None = None,
 ) -> Result:
   """Renders ``content`` in the style of ``style`` (Gatys et al. 2016).
 
@@ -104,6 +106,9 @@ def stylize(
       was saved at; the result's history then starts with that scale's.
     tile_callback: with ``config.network.tile``, receives
       :class:`~jaxstyle.objective.tiled.TileProgress` within steps (see :func:`~jaxstyle.optim.loop.optimize`).
+    temporal: a video frame's previous output warped into it and the weight of the difference
+      (:class:`~jaxstyle.objective.targets.Temporal`, Ruder et al. 2016): a temporal term in the objective,
+      and the run starts from that image.
 
   Returns:
     a :class:`Result`; ``result.image`` is ``(H'', W'', 3)`` with the content's aspect
@@ -111,7 +116,7 @@ def stylize(
   """
   config = (presets.jaxstyle() if config is None else config).resolve()
   params = load_vgg19() if params is None else params
-  photo = Photo(content, style, mask=mask, regions=regions, init_image=init_image, resume=resume)
+  photo = Photo(content, style, mask=mask, regions=regions, init_image=init_image, resume=resume, temporal=temporal)
   return stylize_photos([photo], config, params=params, callback=callback, stop=stop, tile_callback=tile_callback)[0]
 
 
@@ -124,6 +129,7 @@ class Photo(NamedTuple):
   regions: Sequence | None = None
   init_image: ArrayLike | None = None
   resume: Resume | None = None
+  temporal: Temporal | None = None
 
 
 def stylize_photos(
@@ -264,7 +270,7 @@ def _as_photos(callback, live: list[int]):
 def _member(network, photo: Photo, config: StyleConfig, start, device, *, resume: bool) -> Member:
   problem = setup_problem(
     network, photo.content, photo.style, config, mask=photo.mask, regions=photo.regions, start=start,
-    init_image=photo.init_image,
+    init_image=photo.init_image, temporal=photo.temporal,
   )  # fmt: skip
   resumed = photo.resume if resume else None
   return Member(problem.start, network, problem.targets, config.loss.weights(), resumed, device)

@@ -5,7 +5,8 @@
 - :mod:`~jaxstyle.settings.style`: :class:`~jaxstyle.settings.style.StyleConfig` and its five sections
   (optimization); :mod:`~jaxstyle.settings.fast`: ``FastSettings`` (fast stylization);
   :mod:`~jaxstyle.settings.train`: ``TrainSettings`` (training a fast network).
-- :mod:`~jaxstyle.settings.presets`: the recipes jaxstyle descends from.
+- :mod:`~jaxstyle.settings.presets`: the recipes jaxstyle descends from; :mod:`~jaxstyle.settings.commands`: the
+  ``jaxstyle stylize`` command that reproduces settings.
 
 Imports: :mod:`jaxstyle.nets` (layer names, the fast networks' constants) and :mod:`jaxstyle.objective` (the
 loss forms and the objective's form that settings produce).

@@ -20,9 +20,9 @@ from jax.typing import ArrayLike
 from jaxstyle.errors import InputError
 from jaxstyle.fast import stylize as fast
 from jaxstyle.io import color
-from jaxstyle.io import images as imageio
 from jaxstyle.settings.video import VideoSettings
 from jaxstyle.video import flow, temporal
+from jaxstyle.video import frames as frames_
 
 
 class ClipState(NamedTuple):
@@ -37,46 +37,6 @@ def initial_state(shape: tuple[int, int]) -> ClipState:
   """The state before a clip's first frame (no previous frame: the first output is its own rendering)."""
   zeros = jnp.zeros((*shape, 3), jnp.float32)
   return ClipState(zeros, zeros, jnp.asarray(False))
-
-
-def _flow_shape(shape: tuple[int, int], flow_size: int | None) -> tuple[int, int]:
-  if flow_size is None or max(shape) <= flow_size:
-    return shape
-  s = flow_size / max(shape)
-  return max(8, round(shape[0] * s)), max(8, round(shape[1] * s))
-
-
-class Motion(NamedTuple):
-  """The motion from each frame back to the one before it, at the frames' size.
-
-  Attributes:
-    back: ``(B, H, W, 2)`` flow from frame t to frame t-1 (warps t-1's pictures into t).
-    reliable: ``(B, H, W)`` in [0, 1].
-    warped: ``(B, H, W, 3)`` input frame t-1 warped into t.
-    matched: ``(B,)`` share of reliably matched pixels (:func:`jaxstyle.video.temporal.matched_fraction`).
-  """
-
-  back: jax.Array
-  reliable: jax.Array
-  warped: jax.Array
-  matched: jax.Array
-
-
-def motion(previous: ArrayLike, frames: ArrayLike, *, flow_size: int | None) -> Motion:
-  """The motion of ``(B, H, W, 3)`` frames against their predecessors (``previous[t]`` precedes
-  ``frames[t]``), flows computed at ``flow_size`` and scaled up."""
-  previous, frames = jnp.asarray(previous, jnp.float32), jnp.asarray(frames, jnp.float32)
-  b, h, w = frames.shape[:3]
-  fh, fw = _flow_shape((h, w), flow_size)
-  small = lambda x: jax.image.resize(x, (b, fh, fw, 3), "linear", antialias=True)
-  both = jax.vmap(lambda a, c: flow.flows_both_ways(a, c))(small(frames), small(previous))
-  reliable = jax.vmap(flow.reliability)(both[:, 0], both[:, 1])
-  scale = jnp.asarray([w / fw, h / fh], jnp.float32).reshape(1, 1, 1, 2)
-  back = jax.image.resize(both[:, 0], (b, h, w, 2), "linear") * scale
-  reliable = (jax.image.resize(reliable, (b, h, w), "linear") > 0.5).astype(jnp.float32)
-  warped = jax.vmap(flow.warp)(previous, back)
-  matched = jax.vmap(lambda r, f, wf: temporal.matched_fraction(r, f, wf, tolerance=0.1))(reliable, frames, warped)
-  return Motion(back, reliable, warped, matched)
 
 
 def consistent_chunk(
@@ -96,7 +56,7 @@ def consistent_chunk(
   """
   frames, styled = jnp.asarray(frames, jnp.float32), jnp.asarray(styled, jnp.float32)
   previous = jnp.concatenate([state.frame[None], frames[:-1]])
-  m = motion(previous, frames, flow_size=settings.flow_size)
+  m = frames_.motion(previous, frames, flow_size=settings.flow_size)
   started = jnp.concatenate([state.started[None], jnp.ones((frames.shape[0] - 1,), bool)])
   cut = ~started | (m.matched < settings.cut_threshold)
   weights = jax.vmap(
@@ -129,14 +89,6 @@ def _batches(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarra
     yield batch
 
 
-def frame_shape(shape: tuple[int, int], size: int | None) -> tuple[int, int]:
-  """The output frames' ``(H, W)`` for input frames of ``shape`` at longest side ``size``."""
-  if size is None:
-    return shape
-  s = size / max(shape)
-  return max(1, round(shape[0] * s)), max(1, round(shape[1] * s))
-
-
 def stylize_clip(
   frames: Iterable[ArrayLike],
   styles: Sequence[ArrayLike],
@@ -160,7 +112,7 @@ def stylize_clip(
   cond = state = None
   done = 0
   for batch in _batches(frames, settings.batch):
-    x = [prepare_frame(f, settings.size) for f in batch]
+    x = [frames_.prepare_frame(f, settings.size) for f in batch]
     want = x[0].shape if state is None else state.frame.shape
     for i, f in enumerate(x):
       if f.shape != want:
@@ -183,11 +135,3 @@ def stylize_clip(
     for i in range(n):
       yield outs[i], bool(cuts[i])
     done += n
-
-
-def prepare_frame(frame: ArrayLike, size: int | None) -> np.ndarray:
-  """A frame as the network takes it: float32 in [0, 1], ``(H', W', 3)`` at longest side ``size``."""
-  x = np.asarray(frame)
-  x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-  shape = frame_shape(x.shape[:2], size)
-  return x if shape == x.shape[:2] else imageio.resize(x, shape)

@@ -19,7 +19,7 @@ from jax.typing import ArrayLike
 from jaxstyle.io import images as imageio
 from jaxstyle.objective import metrics
 from jaxstyle.video import flow
-from jaxstyle.video.fast import prepare_frame
+from jaxstyle.video.frames import prepare_frame
 
 CLIP_METRICS = ("warping_error", "style_gram", "content")
 
