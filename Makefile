@@ -7,14 +7,14 @@ WEIGHTS ?= weights/vgg19.h5
 FAST_WEIGHTS := $(dir $(WEIGHTS))magenta_arbitrary.h5
 export JAXSTYLE_WEIGHTS := $(abspath $(WEIGHTS))
 
-.PHONY: all install weights demo test test-fast lint bench quality gallery clean
+.PHONY: all install weights demo test test-fast lint bench quality gallery clean browser
 
 all: demo
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,convert,reference-onnx,video]'
+	$(BIN)/python -m pip install -q -e '.[test,convert,reference-onnx,video,ui]'
 	touch $@
 
 install: $(STAMP)
@@ -31,8 +31,14 @@ weights: $(WEIGHTS) $(FAST_WEIGHTS)
 demo: $(STAMP) $(WEIGHTS) $(FAST_WEIGHTS)
 	$(BIN)/jaxstyle demo -o demo
 
+# The web workbench's browser tests drive Debian's chromium through its chromedriver (a browser downloaded at run
+# time is not reachable); installed here when missing (CI runs as root).
+browser:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+
 # The whole suite, real-weight tests included (they fail, not skip, when weights are required and absent).
-test: $(STAMP) $(WEIGHTS) $(FAST_WEIGHTS)
+test: $(STAMP) $(WEIGHTS) $(FAST_WEIGHTS) browser
 	$(BIN)/ruff check jaxstyle tests bench
 	JAXSTYLE_REQUIRE_WEIGHTS=1 $(BIN)/python -m pytest -q -ra --durations=20
 

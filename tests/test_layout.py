@@ -5,7 +5,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "jaxstyle"
 # Bottom to top: a layer may import its own and those before it (errors and samples are beside every layer).
-LAYERS = ("nets", "io", "runtime", "objective", "settings", "fast", "optim", "video", "cli")
+LAYERS = ("nets", "io", "runtime", "objective", "settings", "fast", "optim", "video", "ui", "cli")
 BESIDE = {"errors", "samples"}
 
 

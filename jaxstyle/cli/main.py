@@ -17,13 +17,14 @@ from collections.abc import Sequence
 import jax
 
 from jaxstyle import __version__
-from jaxstyle.cli import common, demo, fast, score, stylize, sweep, train, video, weights
+from jaxstyle.cli import common, demo, fast, score, stylize, sweep, train, ui, video, weights
 from jaxstyle.cli.common import CliError
 from jaxstyle.errors import JaxstyleError, one_line
 from jaxstyle.runtime.compilation import enable_disk_cache
 
-COMMANDS = (stylize, demo, sweep, score, fast, train, video, weights)
-COMPILING = ("stylize", "sweep", "demo", "fast", "train", "video")  # the commands that keep compiled programs on disk
+COMMANDS = (stylize, demo, sweep, score, fast, train, video, ui, weights)
+# the commands that keep compiled programs on disk
+COMPILING = ("stylize", "sweep", "demo", "fast", "train", "video", "ui")
 
 
 def build_parser() -> argparse.ArgumentParser:

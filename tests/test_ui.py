@@ -1,0 +1,171 @@
+"""The web workbench's functions called in this process on tiny networks: each tab returns what the library
+returns, streams its live picture, stops, and turns a bad upload into one line in the page."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+gr = pytest.importorskip("gradio")
+
+from jaxstyle import cli  # noqa: E402
+from jaxstyle.cli import common  # noqa: E402
+from jaxstyle.fast import stylize as fast  # noqa: E402
+from jaxstyle.io import images  # noqa: E402
+from jaxstyle.optim.stylize import stylize  # noqa: E402
+from jaxstyle.settings.fast import FastSettings  # noqa: E402
+from jaxstyle.ui import app as workbench  # noqa: E402
+from jaxstyle.ui import instant, paint, sweep  # noqa: E402
+from jaxstyle.ui.context import Context  # noqa: E402
+from jaxstyle.ui.jobs import Session  # noqa: E402
+from tests.test_ui_helpers import inputs, tiny_fast  # noqa: E402, F401
+
+PAINT = dict(preset="gatys", ratio_log10=-3.0, size=40, steps=6, coarse=False, coarse_steps=0, colour="none",
+             preview_every=3)  # fmt: skip
+
+
+@pytest.fixture
+def ctx(tmp_path, tiny_params, tiny_fast, tiny_weights_file):  # noqa: F811
+  return Context(
+    outputs=tmp_path / "outputs", params=tiny_params, networks=tiny_fast, weights_path=str(tiny_weights_file)
+  )
+
+
+def test_instant_writes_the_librarys_pixels(ctx, inputs, tiny_fast):  # noqa: F811
+  content, style = images.load_image(inputs["content"]), images.load_image(inputs["style"])
+  got = instant.run_fast(ctx, inputs["content"], inputs["style"], None, strength=1.0, size=40)
+  want = fast.stylize_fast([content], [style], FastSettings(size=40), tiny_fast)[0]
+  np.testing.assert_array_equal(images.load_image(got), images.load_image(_png(want, ctx.outputs / "want.png")))
+  assert Path(got).is_relative_to(ctx.outputs)
+
+
+def test_instant_blends_two_styles_and_two_builtin_styles(ctx, inputs, tiny_fast):  # noqa: F811
+  c, s, s2 = (images.load_image(inputs[k]) for k in ("content", "style", "style2"))
+  got = instant.run_fast(ctx, inputs["content"], inputs["style"], inputs["style2"], blend=0.25, size=40)
+  want = fast.stylize_fast([c], [s, s2], FastSettings(size=40, style_blend=(0.75, 0.25)), tiny_fast)[0]
+  np.testing.assert_array_equal(images.load_image(got), images.load_image(_png(want, ctx.outputs / "a.png")))
+  got = instant.run_fast(ctx, inputs["content"], None, None, "built-in", 3, 12, 0.5, 0.5, "luminance", 40)
+  settings = FastSettings(size=40, builtin=((3, 0.5), (12, 0.5)), strength=0.5, preserve_color="luminance")
+  want = fast.stylize_fast([c], [], settings, tiny_fast)[0]
+  np.testing.assert_array_equal(images.load_image(got), images.load_image(_png(want, ctx.outputs / "b.png")))
+
+
+def _png(image, path: Path) -> str:
+  path.parent.mkdir(parents=True, exist_ok=True)
+  images.save_image(path, image)
+  return str(path)
+
+
+@pytest.mark.parametrize(
+  "upload, message",
+  [
+    ("notes", "the content: not an image Pillow can read"),
+    ("bomb", "the content: too many pixels (possible decompression bomb)"),
+    (None, "upload the content"),
+  ],
+)
+def test_a_bad_upload_is_one_line_in_the_page(ctx, inputs, upload, message):  # noqa: F811
+  path = inputs[upload] if upload else None
+  assert _message(lambda: instant.run_fast(ctx, path, inputs["style"], None, size=40)).startswith(message)
+  assert _message(lambda: next(paint.run_paint(ctx, inputs["content"], inputs["notes"], **PAINT))).startswith(
+    "the style: not an image"
+  )
+  empty = Path(inputs["content"]).with_name("empty.png")
+  empty.write_bytes(b"")
+  run = paint.run_paint(ctx, inputs["content"], inputs["style"], **PAINT, mask=str(empty))
+  assert _message(lambda: next(run)) == "the mask: empty file"
+
+
+def _message(fn) -> str:
+  """The message of the ``gr.Error`` that ``fn()`` raises."""
+  with pytest.raises(gr.Error) as e:
+    fn()
+  return e.value.message
+
+
+def test_bad_settings_and_small_images_are_one_line(ctx, inputs):  # noqa: F811
+  assert "relu9_9" in _message(lambda: paint.config_for("gatys", -3, 64, 5, False, 0, "none", "relu9_9:1"))
+  assert _message(lambda: sweep.parse_grid("1e-3,abc", "")).startswith("ratios: expected")
+  assert _message(lambda: sweep.parse_grid("", "")).startswith("give at least one")
+  tiny = Path(inputs["content"]).with_name("tiny.png")
+  images.save_image(tiny, np.zeros((2, 40, 3), np.float32))
+  assert "too small" in _message(lambda: next(paint.run_paint(ctx, str(tiny), inputs["style"], **PAINT)))
+
+
+def test_paint_streams_its_iterate_then_the_result_its_record_and_command(ctx, inputs, tiny_params):  # noqa: F811
+  updates = list(paint.run_paint(ctx, inputs["content"], inputs["style"], **PAINT, mask=inputs["mask"]))
+  previews, (image, summary, files, command) = updates[:-1], updates[-1]
+  assert [u[1].split()[1] for u in previews] == ["3/6", "6/6"]
+  assert all(u[0].dtype == np.uint8 and u[0].shape == (32, 40, 3) for u in previews)
+  assert "it/s" in previews[0][1] and "ETA" in previews[0][1]
+  assert summary.startswith("done at step 6/6")
+  assert files == [image, str(Path(image).with_suffix(".json"))]
+  # the library on the same arrays and settings gives the same pixels
+  config = paint.config_for("gatys", -3.0, 40, 6, False, 0, "none", "", 3, mask=inputs["mask"])
+  want = stylize(images.load_image(inputs["content"]), [images.load_image(inputs["style"])], config,
+                 params=tiny_params, mask=images.load_image(inputs["mask"])).image  # fmt: skip
+  np.testing.assert_array_equal(images.load_image(image), images.load_image(_png(want, ctx.outputs / "w.png")))
+  # the command names copies of the uploads in the job's folder and parses back into the run's settings
+  words = shlex.split(command)
+  args = cli.build_parser().parse_args(words[1:])
+  assert Path(args.content).parent == Path(image).parent and Path(args.output) == Path(image)
+  assert common.config_from_args(args) == config.set(mask=str(Path(image).parent / "mask.png"))
+  assert args.weights == ctx.weights_path
+
+
+def test_stop_ends_the_run_with_the_image_so_far(ctx, inputs):  # noqa: F811
+  session = Session()
+  run = paint.run_paint(ctx, inputs["content"], inputs["style"], **{**PAINT, "steps": 300, "preview_every": 2},
+                        session=session)  # fmt: skip
+  first = next(run)
+  assert first[1].startswith("step 2/300")
+  session.stop.set()
+  *_, (image, summary, files, command) = run
+  assert summary.startswith("stopped at step ") and int(summary.split()[3].split("/")[0]) < 300
+  assert Path(image).exists() and "--steps 300" in command
+
+
+def test_closing_the_page_stops_the_run(ctx, inputs):  # noqa: F811
+  session = Session()
+  run = paint.run_paint(ctx, inputs["content"], inputs["style"], **{**PAINT, "steps": 10_000, "preview_every": 2},
+                        session=session)  # fmt: skip
+  next(run)
+  run.close()  # what Gradio does when the page goes: the run stops at its next chunk and the thread is done
+  assert session.stop.is_set()
+
+
+def test_each_session_has_its_own_jobs(ctx, inputs):  # noqa: F811
+  a, b = Session(), Session()
+  pa = instant.run_fast(ctx, inputs["content"], inputs["style"], None, size=40, session=a)
+  pb = instant.run_fast(ctx, inputs["content"], inputs["style"], None, size=40, session=b)
+  assert a.results == [pa] and b.results == [pb]
+  assert Path(pa).parent.parent != Path(pb).parent.parent
+
+
+def test_sweep_gives_members_their_scores_the_front_and_their_commands(ctx, inputs):  # noqa: F811
+  session = Session()
+  *progress, (gallery, table, records, summary, choice) = sweep.run_sweep(
+    ctx, inputs["content"], inputs["style"], "gatys", "1e-3, 1e-1", "relu1_1\nrelu1_1,relu2_1", 40, 4, session
+  )
+  assert len(gallery) == len(records) == 4 and list(table["member"]) == [r["label"] for r in records]
+  assert choice["choices"][0] == ("0: a/b=1e-03 relu1_1", 0)
+  assert any(r["pareto"] for r in records)
+  assert all(Path(r["image"]).exists() and r["command"].startswith("jaxstyle stylize ") for r in records)
+  text, command = sweep.member_details(1, session)
+  assert "content distance" in text and command == records[1]["command"]
+  sent = sweep.to_paint(1, session)
+  assert sent[2:8] == ("gatys", records[1]["ratio_log10"], 40, 4, False, records[1]["layers"])
+  # the member's settings through Paint's controls are the member's own
+  member = common.config_from_args(cli.build_parser().parse_args(shlex.split(command)[1:]))
+  config = paint.config_for("gatys", sent[3], 40, 4, False, 0, "none", sent[7], preview_every=25)
+  assert config.loss == member.loss
+
+
+def test_the_app_has_the_three_endpoints_and_a_session_state(ctx, tiny_params, tiny_fast):  # noqa: F811
+  app = workbench.build_app(params=tiny_params, networks=tiny_fast, outputs=ctx.outputs)
+  names = {d.get("api_name") for d in app.config["dependencies"] if d.get("api_visibility", "public") == "public"}
+  assert {"fast", "stylize", "sweep"} <= names
+  assert app.outputs == ctx.outputs.resolve()
