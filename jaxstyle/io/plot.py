@@ -1,5 +1,5 @@
-"""Plots drawn with Pillow (no plotting library): a labelled scatter (sweeps' Pareto views) and lines (a
-video's measures per frame)."""
+"""Plots: a labelled scatter (sweeps' Pareto views), drawn with matplotlib where it is installed (the ``ui`` extra:
+real axes, ticks and a legend) and with Pillow otherwise, and lines (a video's measures per frame, Pillow)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,61 @@ def scatter(
   highlight: Sequence[bool] | None = None,
 ) -> np.ndarray:
   """Points with their labels on linear axes with ticks.
+
+  Args:
+    x, y: coordinates, one per point.
+    labels: a short caption per point.
+    xlabel, ylabel, title: axis names and a title.
+    size: ``(width, height)`` in px.
+    highlight: points drawn filled (e.g. the Pareto front, joined by a line); others hollow.
+
+  Returns:
+    ``(H, W, 3)`` float32 RGB in [0, 1].
+  """
+  try:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+  except ImportError:  # the core install has no plotting library
+    return scatter_pillow(x, y, labels, xlabel=xlabel, ylabel=ylabel, title=title, size=size, highlight=highlight)
+  xs, ys = np.asarray(x, np.float64), np.asarray(y, np.float64)
+  marks = np.ones(len(xs), bool) if highlight is None else np.asarray(highlight, bool)
+  fig = Figure(figsize=(size[0] / 100, size[1] / 100), dpi=100)  # an object of its own: no pyplot state
+  canvas = FigureCanvasAgg(fig)
+  ax = fig.add_subplot()
+  red = "#c81e1e"
+  if highlight is not None and marks.any():
+    order = np.argsort(xs[marks])
+    ax.plot(xs[marks][order], ys[marks][order], color=red, lw=1, alpha=0.5, zorder=2)
+  ax.scatter(xs[marks], ys[marks], color=red, s=36, zorder=3, label="Pareto front" if highlight is not None else None)
+  if (~marks).any():
+    ax.scatter(xs[~marks], ys[~marks], facecolors="none", edgecolors=red, s=36, zorder=3, label="dominated")
+  for xv, yv, label in zip(xs, ys, labels, strict=True):
+    ax.annotate(label, (xv, yv), xytext=(6, 4), textcoords="offset points", fontsize=8, color="#282828")
+  ax.margins(0.12)
+  ax.grid(alpha=0.3)
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  if title:
+    ax.set_title(title)
+  if highlight is not None:
+    ax.legend(loc="upper right", fontsize=8)
+  fig.tight_layout()
+  canvas.draw()
+  return np.asarray(canvas.buffer_rgba())[..., :3].astype(np.float32) / 255.0
+
+
+def scatter_pillow(
+  x: Sequence[float],
+  y: Sequence[float],
+  labels: Sequence[str],
+  *,
+  xlabel: str,
+  ylabel: str,
+  title: str = "",
+  size: tuple[int, int] = (900, 640),
+  highlight: Sequence[bool] | None = None,
+) -> np.ndarray:
+  """:func:`scatter` drawn by hand with Pillow (without matplotlib).
 
   Args:
     x, y: coordinates, one per point.
