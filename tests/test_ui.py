@@ -156,6 +156,11 @@ def test_sweep_gives_members_their_scores_the_front_and_their_commands(ctx, inpu
   assert all(Path(r["image"]).exists() and r["command"].startswith("jaxstyle stylize ") for r in records)
   text, command = sweep.member_details(1, session)
   assert "content distance" in text and command == records[1]["command"]
+  # a click in the gallery gives an index; a range brushed on the plot, the member nearest its middle
+  assert sweep.nearest(gr.SelectData(None, {"index": 2, "value": None}), session) == 2
+  xs = [r["content_distance"] for r in records]
+  k = int(np.argmax(xs))
+  assert sweep.nearest(gr.SelectData(None, {"index": [xs[k] - 1e-6, xs[k] + 1e-6], "value": None}), session) == k
   sent = sweep.to_paint(1, session)
   assert sent[2:8] == ("gatys", records[1]["ratio_log10"], 40, 4, False, records[1]["layers"])
   # the member's settings through Paint's controls are the member's own

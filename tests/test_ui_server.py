@@ -8,6 +8,7 @@ import json
 import shlex
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -103,6 +104,26 @@ def test_two_clients_are_queued_and_both_finish(served, files, tmp_path):
   assert Path(results[0][0]).parent.parent.name != Path(results[1][0]).parent.parent.name
 
 
+def _job_threads() -> list[threading.Thread]:
+  return [t for t in threading.enumerate() if t.name == "jaxstyle-job" and t.is_alive()]
+
+
+def test_a_cancelled_job_ends_its_run_and_frees_the_queue(served, files, tmp_path):
+  server, _ = served
+  long = client(server.url, tmp_path / "a").submit(*paint_args(files, steps=2000, every=2), api_name="/stylize")
+  deadline = time.monotonic() + 120
+  while not long.outputs():  # its first preview: the run is on its thread (this process serves the page)
+    assert time.monotonic() < deadline and not long.done()
+    time.sleep(0.05)
+  assert _job_threads()
+  long.cancel()  # what closing the tab does: Gradio closes the event's generator
+  while _job_threads():
+    assert time.monotonic() < deadline, "the run goes on after its job was cancelled"
+    time.sleep(0.05)
+  short = client(server.url, tmp_path / "b").predict(*paint_args(files, steps=4), api_name="/stylize")
+  assert short[1].startswith("done at step 4/4")
+
+
 def test_a_bad_upload_is_a_message_and_the_server_stays_up(served, files, tmp_path):
   server, _ = served
   c = client(server.url, tmp_path)
@@ -185,4 +206,3 @@ def test_fast_at_512_px_equals_the_cli_with_the_real_networks(real_fast, tmp_pat
   ran = processes.run(processes.jaxstyle_command("fast", content, style, "-o", out, "--size", "512", "-q"))
   assert ran.returncode == 0, ran.stderr
   np.testing.assert_array_equal(images.load_image(got), images.load_image(out))
-

@@ -93,7 +93,7 @@ def build(ctx: Context, session: gr.State) -> None:
         strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Strength (0: the content's own style)")
       with gr.Row():
         colour = gr.Radio(list(COLOURS), value="none", label="Preserve the content's colours")
-        size = gr.Slider(64, 2048, value=512, step=16, label="Size (longest side, px)")
+        size = gr.Slider(64, 2048, value=512, step=16, label="Size (longest side, px)", elem_id="instant-size")
       go = gr.Button("Stylize", variant="primary", elem_id="instant-run")
     with gr.Column(scale=2):
       result = gr.Image(label="Result", type="filepath", format="png", interactive=False, elem_id="instant-result",

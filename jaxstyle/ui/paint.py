@@ -192,24 +192,27 @@ def build(ctx: Context, session: gr.State) -> dict:
       with gr.Row():
         coarse = gr.Checkbox(value=coarse0, label="Coarse to fine (x2 ladder from 256 px)", elem_id="paint-coarse")
         coarse_steps = gr.Slider(0, 2000, value=coarse_steps0, step=10, label="Steps at each coarser scale")
-      colour = gr.Radio(list(COLOURS), value="none", label="Preserve the content's colours")
-      with gr.Accordion("Mask, start image, layers", open=False):
+      with gr.Row():
+        colour = gr.Radio(list(COLOURS), value="none", label="Preserve the content's colours")
+        every = gr.Slider(1, 100, value=10, step=1, label="Preview every N steps", elem_id="paint-every")
+      with gr.Accordion("Mask, start image, layers", open=False, elem_id="paint-more"):
         with gr.Row():
           mask = uploads.Upload("Mask (white: stylize)", elem_id="paint-mask", height=160)
           start = uploads.Upload("Start image", elem_id="paint-start", height=160)
         layers = gr.Textbox(label="Style layers (blank: the preset's)", placeholder="relu1_1:1,relu2_1:1,relu3_1:1",
                             elem_id="paint-layers")  # fmt: skip
-        every = gr.Slider(1, 100, value=10, step=1, label="Preview every N steps", elem_id="paint-every")
       with gr.Row():
         go = gr.Button("Paint", variant="primary", elem_id="paint-run")
         stop = gr.Button("Stop", variant="stop", elem_id="paint-stop")
     with gr.Column():
-      image = gr.Image(label="Live", type="filepath", format="png", interactive=False, elem_id="paint-result")
+      image = gr.Image(
+        label="Live", type="filepath", format="png", interactive=False, elem_id="paint-result", height=400
+      )
       progress = gr.Textbox(label="Progress", interactive=False, elem_id="paint-progress")
       files = gr.File(label="Result and its record", file_count="multiple", interactive=False, elem_id="paint-files")
-      command = gr.Code(label="The command that reproduces it", language="shell", interactive=False,
+      command = gr.Code(label="The command that reproduces it", language="shell", interactive=False, wrap_lines=True,
                         elem_id="paint-command")  # fmt: skip
-  preset.change(
+  preset.input(
     preset_controls, inputs=preset, outputs=[ratio, size, steps, coarse, coarse_steps], api_visibility="private"
   )
   go.click(

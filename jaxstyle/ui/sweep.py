@@ -195,7 +195,9 @@ def build(ctx: Context, session: gr.State, paint_controls: dict, tabs: gr.Tabs) 
                               elem_id="sweep-plot")  # fmt: skip
       choice = gr.Dropdown(choices=[], label="Member", elem_id="sweep-member")
       details = gr.Markdown(elem_id="sweep-details")
-      command = gr.Code(label="Its command", language="shell", interactive=False, elem_id="sweep-command")
+      command = gr.Code(
+        label="Its command", language="shell", interactive=False, wrap_lines=True, elem_id="sweep-command"
+      )
       send = gr.Button("Refine in Paint", elem_id="sweep-send")
       members = gr.JSON(visible=False)
   go.click(
