@@ -96,7 +96,9 @@ def test_bad_settings_and_small_images_are_one_line(ctx, inputs):  # noqa: F811
 
 
 def test_paint_streams_its_iterate_then_the_result_its_record_and_command(ctx, inputs, tiny_params):  # noqa: F811
-  updates = list(paint.run_paint(ctx, inputs["content"], inputs["style"], **PAINT, mask=inputs["mask"]))
+  updates = list(
+    paint.run_paint(ctx, inputs["content"], inputs["style"], **PAINT, mask=inputs["mask"], start=inputs["style2"])
+  )
   previews, (image, summary, files, command) = updates[:-1], updates[-1]
   assert [u[1].split()[1] for u in previews] == ["3/6", "6/6"]
   assert all(u[0].dtype == np.uint8 and u[0].shape == (32, 40, 3) for u in previews)
@@ -104,15 +106,17 @@ def test_paint_streams_its_iterate_then_the_result_its_record_and_command(ctx, i
   assert summary.startswith("done at step 6/6")
   assert files == [image, str(Path(image).with_suffix(".json"))]
   # the library on the same arrays and settings gives the same pixels
-  config = paint.config_for("gatys", -3.0, 40, 6, False, 0, "none", "", 3, mask=inputs["mask"])
+  config = paint.config_for("gatys", -3.0, 40, 6, False, 0, "none", "", 3, mask=inputs["mask"], init=inputs["style2"])
   want = stylize(images.load_image(inputs["content"]), [images.load_image(inputs["style"])], config,
-                 params=tiny_params, mask=images.load_image(inputs["mask"])).image  # fmt: skip
+                 params=tiny_params, mask=images.load_image(inputs["mask"]),
+                 init_image=images.load_image(inputs["style2"])).image  # fmt: skip
   np.testing.assert_array_equal(images.load_image(image), images.load_image(_png(want, ctx.outputs / "w.png")))
   # the command names copies of the uploads in the job's folder and parses back into the run's settings
   words = shlex.split(command)
   args = cli.build_parser().parse_args(words[1:])
   assert Path(args.content).parent == Path(image).parent and Path(args.output) == Path(image)
-  assert common.config_from_args(args) == config.set(mask=str(Path(image).parent / "mask.png"))
+  kept = Path(image).parent
+  assert common.config_from_args(args) == config.set(mask=str(kept / "mask.png"), init=str(kept / "start.png"))
   assert args.weights == ctx.weights_path
 
 
