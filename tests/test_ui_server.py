@@ -182,6 +182,13 @@ def test_the_command_starts_in_seconds_stays_offline_and_ctrl_c_ends_it(tiny_wei
   assert "jaxstyle ui: stopped" in rest
 
 
+def test_without_the_extra_the_command_says_what_to_install():
+  script = "import sys; sys.modules['gradio'] = None; from jaxstyle.cli.main import main; sys.exit(main(['ui']))"
+  result = processes.run_script(script)
+  assert result.returncode == 2 and "Traceback" not in result.stderr
+  assert result.stderr.startswith("jaxstyle: error: the web workbench needs its extra: pip install 'jaxstyle[ui]'")
+
+
 def test_the_command_refuses_a_bad_port_in_one_line():
   result = processes.run(processes.jaxstyle_command("ui", "--port", "70000"))
   assert result.returncode == 2 and result.stderr.strip() == "jaxstyle: error: --port must be 1..65535, got 70000"
