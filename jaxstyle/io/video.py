@@ -6,6 +6,8 @@ yuv420p with even sides for mp4/mov/mkv, VP9 for webm, GIF) at the input's frame
 the input's audio packets into the output without decoding them, interleaved by time. The output is written
 beside its name and renamed onto it when closed, so a closed output always plays: after an interruption it
 holds the frames written so far. A folder of frames is read in name order and written as ``000000.png``, ...
+An interrupted output can be continued (``keep=``): a video's packets are copied into the new file unchanged and
+a new encoder goes on after them in the same stream; a folder keeps its PNGs.
 
 Containers and codecs come from PyAV (FFmpeg's libraries in its wheel), the ``jaxstyle[video]`` extra.
 """
@@ -13,6 +15,7 @@ Containers and codecs come from PyAV (FFmpeg's libraries in its wheel), the ``ja
 from __future__ import annotations
 
 import contextlib
+import heapq
 import os
 from collections.abc import Iterator
 from fractions import Fraction
@@ -165,6 +168,10 @@ class VideoWriter:
     start_time: the source time of the first frame written (audio before it is skipped; output starts at 0).
     end_time: the source time where the frames end (audio from it on is dropped; None keeps the whole track).
     quality: H.264's constant rate factor (lower is better; 18 is visually lossless).
+    keep: continue an earlier output at ``path`` after its first ``keep`` frames (written by a writer with the
+      same arguments; :func:`frames_written` counts them): a video's packets are copied, not re-encoded (H.264
+      as Annex B, its parameter sets in band), with the source's audio alongside, and the new frames are encoded
+      after them in the same stream by a new encoder; a folder's PNGs stay. GIF cannot be continued.
   """
 
   def __init__(
@@ -177,11 +184,12 @@ class VideoWriter:
     start_time: float = 0.0,
     end_time: float | None = None,
     quality: int = 18,
+    keep: int = 0,
   ):
     self.path = os.fspath(path)
     self.rate = Fraction(rate)
     self.time_base = Fraction(time_base) if time_base else 1 / self.rate
-    self.frames = 0
+    self.frames = self._keep = keep
     self._start = start_time
     self._quality = quality
     self._folder = not is_video_path(self.path)
@@ -189,8 +197,11 @@ class VideoWriter:
     self._audio_in = self._audio_out = self._packets = None
     self._audio_from = audio_from
     self._end_time = end_time
+    self._dts: _DecodingTimes | None = None  # a continued file's decoding times
     if self._folder:
       os.makedirs(self.path, exist_ok=True)
+    elif keep and os.path.splitext(self.path)[1].lower() == ".gif":
+      raise VideoError(f"{self.path}: a GIF cannot be continued (each frame's delay is fixed as it is written)")
 
   def __enter__(self) -> VideoWriter:
     return self
@@ -214,13 +225,57 @@ class VideoWriter:
     av = _av()
     h, w = pixels.shape[0] // 2 * 2, pixels.shape[1] // 2 * 2
     if self._out is None:
-      self._open(av, w, h)
+      self._start_file(av, w, h)
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels[:h, :w]), format="rgb24")
     frame.pts = round(Fraction(time - self._start) / self.time_base)
     frame.time_base = self.time_base
     for packet in self._stream.encode(frame):
-      self._out.mux(packet)
+      self._mux_encoded(packet)
     self._copy_audio(until=time + 1 / float(self.rate))
+
+  def _mux_encoded(self, packet) -> None:
+    """Muxes a packet of the encoder (after kept packets, at the decoding time the kept ones lead to)."""
+    if self._dts is not None and packet.pts is not None:
+      tb = Fraction(packet.time_base)
+      packet.dts = round(self._dts(packet.pts * tb) / tb)
+    self._out.mux(packet)
+
+  def _start_file(self, av, w: int, h: int) -> None:
+    """Opens the file beside ``path`` and copies the kept frames into it; on failure nothing is left."""
+    self._open(av, w, h)
+    keep, self._keep = self._keep, 0  # tried once: a close after a failure does not try again
+    if not keep:
+      return
+    try:
+      self._copy_kept(av, keep)
+    except BaseException as e:
+      out, self._out = self._out, None
+      with contextlib.suppress(Exception):
+        out.close()
+      self._tmp_ctx.__exit__(type(e), e, e.__traceback__)
+      raise
+
+  def _copy_kept(self, av, keep: int) -> None:
+    """Muxes the earlier output's ``keep`` video packets and the source's audio up to their end. Their times move
+    back to start at 0 (Matroska had moved them past the audio's priming); decoding times, theirs and the new
+    encoder's, are given anew (:class:`_DecodingTimes`): two encoders' reordering delays need not agree."""
+    from av.bitstream import BitStreamFilterContext
+
+    times = _packet_times(self.path)
+    if len(times) != keep:
+      raise VideoError(f"{self.path}: holds {len(times)} frames, not the {keep} to keep")
+    self._dts = _DecodingTimes(_reorder_delay(av, self._stream), 1 / self.rate)
+    with av.open(self.path) as old:
+      s = old.streams.video[0]
+      tb, offset = Fraction(s.time_base), times[0]  # the first packet is the first frame
+      annexb = BitStreamFilterContext("h264_mp4toannexb", s) if s.codec_context.name == "h264" else None
+      for packet in (p for p in old.demux(s) if p.size):
+        packet.pts -= offset
+        packet.dts = round(self._dts(packet.pts * tb) / tb)
+        for p in annexb.filter(packet) if annexb else (packet,):
+          p.stream = self._stream
+          self._out.mux(p)
+        self._copy_audio(until=self._start + float((max(times) - offset) * tb) + 1 / float(self.rate))
 
   def _open(self, av, w: int, h: int) -> None:
     suffix = os.path.splitext(self.path)[1].lower()
@@ -283,12 +338,14 @@ class VideoWriter:
 
   def close(self) -> None:
     """Flushes, copies the audio up to the last frame's end, and renames the file into place."""
+    if self._out is None and self._keep and not self._folder and self.frames == self._keep:
+      self._start_file(_av(), *_size(self.path))  # continued with no new frame: the kept ones alone
     if self._out is None:
       return
     out = self._out
     try:
       for packet in self._stream.encode():
-        out.mux(packet)
+        self._mux_encoded(packet)
       self._copy_audio(until=None)
       self._out = None
       out.close()
@@ -299,6 +356,78 @@ class VideoWriter:
       with contextlib.suppress(Exception):
         self._tmp_ctx.__exit__(type(e), e, e.__traceback__)
       raise
+
+
+def _packet_times(path: str) -> list[int]:
+  """The presentation times of a video's video packets, in decoding order, in its stream's time base."""
+  with _av().open(path) as c:
+    return [p.pts for p in c.demux(c.streams.video[0]) if p.size]
+
+
+class _DecodingTimes:
+  """Decoding times for packets given in decoding order by their presentation times (in seconds), reordered by at
+  most ``delay`` frames, as one encoder with that delay gives them: from the ``delay``-th packet on, the smallest
+  presentation time not yet used; before it, the first one less whole frames (``tick`` apart). The duration
+  they span is the frames' (what a player's frame rate is read from), whatever ``delay`` is."""
+
+  def __init__(self, delay: int, tick: Fraction):
+    self.delay, self.tick, self.waiting, self.first, self.count = delay, tick, [], None, 0
+
+  def __call__(self, pts: Fraction) -> Fraction:
+    heapq.heappush(self.waiting, pts)
+    self.first = pts if self.first is None else self.first
+    self.count += 1
+    if self.count <= self.delay:
+      return self.first - (self.delay - self.count + 1) * self.tick
+    return heapq.heappop(self.waiting)
+
+
+def _reorder_delay(av, stream) -> int:
+  """How many frames the encoder of ``stream`` delays decoding times by (H.264's B-frames), as a throwaway
+  encoder with its codec and options gives them to a few blank frames."""
+  c = av.CodecContext.create(stream.codec_context.name, "w")
+  c.width, c.height, c.pix_fmt, c.time_base, c.framerate = 16, 16, stream.pix_fmt, Fraction(1, 25), Fraction(25)
+  c.options = dict(stream.options)
+  packets = []
+  for i in range(8):
+    frame = av.VideoFrame(16, 16, stream.pix_fmt)
+    for plane in frame.planes:
+      plane.update(bytes(plane.buffer_size))
+    frame.pts = i
+    packets += c.encode(frame)
+  packets += c.encode(None)
+  return packets[0].pts - packets[0].dts
+
+
+def _size(path: str) -> tuple[int, int]:
+  with _av().open(path) as c:
+    s = c.streams.video[0]
+    return s.codec_context.width, s.codec_context.height
+
+
+def frames_written(path: str | os.PathLike) -> int:
+  """How many frames a :class:`VideoWriter` output holds, without decoding them: a video's video packets, or a
+  folder's ``000000.png``, ``000001.png``, ... up to the first one missing.
+
+  Raises:
+    VideoError: missing, or not a readable video.
+  """
+  path = os.fspath(path)
+  if not is_video_path(path):
+    if not os.path.isdir(path):
+      raise VideoError(f"{path}: no such folder")
+    n = 0
+    while os.path.isfile(os.path.join(path, f"{n:06d}.png")):
+      n += 1
+    return n
+  if not os.path.isfile(path):
+    raise VideoError(f"{path}: no such file")
+  av = _av()
+  try:
+    with av.open(path) as c:
+      return sum(1 for p in c.demux(c.streams.video[0]) if p.size)
+  except (av.FFmpegError, IndexError) as e:
+    raise VideoError(f"{path}: not a readable video ({one_line(e)})") from None
 
 
 def count_frames(path: str | os.PathLike) -> int:

@@ -5,6 +5,9 @@ then :func:`consistent_chunk`, one jitted program per batch, computes the optica
 pair both ways (vmapped, at ``flow_size``), where it is reliable, and, frame after frame (``lax.scan``), the
 consistent output of :mod:`jaxstyle.video.temporal`. A frame whose flow matches too little of the previous one
 (a scene cut) starts a new shot: its output is its own rendering, exactly.
+
+A clip can be continued after any whole batch (:class:`Resume`, what :func:`clip_frames` hands with a batch's
+last frame): the continued run sees the same batches, so its outputs equal an uninterrupted run's bit for bit.
 """
 
 from __future__ import annotations
@@ -78,6 +81,24 @@ def consistent_chunk(
 _consistent_chunk = jax.jit(consistent_chunk, static_argnames=("settings",))
 
 
+class Resume(NamedTuple):
+  """Where a clip can continue: after ``done`` frames (whole batches, or the clip's end), the consistency state
+  after them and the clip's condition (made from its first frame)."""
+
+  done: int
+  state: ClipState
+  condition: ArrayLike
+
+
+class ClipFrame(NamedTuple):
+  """One output of :func:`clip_frames`: ``(H, W, 3)`` float32 in [0, 1], whether it starts a shot, and where
+  the clip can continue after it (a batch's last frame), else ``None``."""
+
+  output: np.ndarray
+  shot_start: bool
+  resume: Resume | None
+
+
 def _batches(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
   batch: list[np.ndarray] = []
   for f in frames:
@@ -96,6 +117,7 @@ def stylize_clip(
   networks: fast.Networks,
   *,
   mask: ArrayLike | None = None,
+  resume: Resume | None = None,
 ) -> Iterator[tuple[np.ndarray, bool]]:
   """Stylizes a stream of frames, yielding each output as soon as its batch is done.
 
@@ -105,23 +127,37 @@ def stylize_clip(
     settings: :class:`VideoSettings`.
     networks: :class:`jaxstyle.fast.Networks`.
     mask: ``(H, W[, 1])`` in [0, 1] (1 stylizes, 0 keeps the frame).
+    resume: continue a clip: ``frames`` are those after ``resume.done`` (see :func:`clip_frames`).
 
   Yields:
     ``(output, shot_start)``: ``(H', W', 3)`` float32 in [0, 1], and whether the frame starts a shot.
   """
+  for f in clip_frames(frames, styles, settings, networks, mask=mask, resume=resume):
+    yield f.output, f.shot_start
+
+
+def clip_frames(
+  frames: Iterable[ArrayLike],
+  styles: Sequence[ArrayLike],
+  settings: VideoSettings,
+  networks: fast.Networks,
+  *,
+  mask: ArrayLike | None = None,
+  resume: Resume | None = None,
+) -> Iterator[ClipFrame]:
+  """:func:`stylize_clip`, each output with where the clip can continue after it.
+
+  ``resume`` (a :attr:`ClipFrame.resume` of an earlier run of the same clip and settings) continues that run:
+  ``frames`` are the clip's frames after ``resume.done``, and the outputs equal the uninterrupted run's.
+  """
   cond = state = None
   done = 0
+  if resume is not None:
+    done, state, cond = resume.done, ClipState(*(jnp.asarray(a) for a in resume.state)), resume.condition
   for batch in _batches(frames, settings.batch):
-    x = [frames_.prepare_frame(f, settings.size) for f in batch]
-    want = x[0].shape if state is None else state.frame.shape
-    for i, f in enumerate(x):
-      if f.shape != want:
-        raise InputError(f"frame {done + i} is {f.shape[1]}x{f.shape[0]} px, the clip's first {want[1]}x{want[0]}")
-    x = np.stack(x)
+    x = _batch_frames(batch, settings.size, None if state is None else state.frame.shape, done)
     if cond is None:  # one condition for the whole clip, from its first frame where the content matters
-      if settings.preserve_color == "histogram" and styles:
-        styles = [color.match_histogram(np.asarray(s), x[0].reshape(1, -1, 3)) for s in styles]
-      cond = fast.condition(networks, x[0], styles, settings)
+      cond = _condition(x[0], styles, settings, networks)
       state = initial_state(x.shape[1:3])
     n = len(batch)
     if n < settings.batch:  # the last batch, padded with its last frame: one program for the whole clip
@@ -132,6 +168,22 @@ def stylize_clip(
       outs, cuts = np.asarray(outs), np.asarray(cuts)
     else:  # every frame its own: the clip is one shot
       outs, cuts = styled, np.arange(len(x)) + done == 0
-    for i in range(n):
-      yield outs[i], bool(cuts[i])
     done += n
+    for i in range(n):
+      yield ClipFrame(outs[i], bool(cuts[i]), Resume(done, state, cond) if i == n - 1 else None)
+
+
+def _batch_frames(batch: list, size: int | None, want: tuple | None, done: int) -> np.ndarray:
+  """A batch's frames prepared and stacked, each checked against the clip's first frame's shape ``want``."""
+  x = [frames_.prepare_frame(f, size) for f in batch]
+  want = x[0].shape if want is None else want
+  for i, f in enumerate(x):
+    if f.shape != want:
+      raise InputError(f"frame {done + i} is {f.shape[1]}x{f.shape[0]} px, the clip's first {want[1]}x{want[0]}")
+  return np.stack(x)
+
+
+def _condition(first: np.ndarray, styles, settings: VideoSettings, networks: fast.Networks) -> jax.Array:
+  if settings.preserve_color == "histogram" and styles:
+    styles = [color.match_histogram(np.asarray(s), first.reshape(1, -1, 3)) for s in styles]
+  return fast.condition(networks, first, styles, settings)

@@ -6,6 +6,10 @@ input frames (:func:`jaxstyle.video.frames.motion`) and adds Ruder et al.'s temp
 output where the motion is reliable (:func:`jaxstyle.objective.losses.temporal_loss`), for ``later_steps``
 steps at the frame's size. A frame whose flow matches too little of the previous one (a scene cut) starts a
 new shot. The programs compile once per clip: the first frame's, and the later frames' at the second.
+
+A clip can be continued after any frame (:class:`Resume`, each :class:`Frame` hands its own): all a frame takes
+from the ones before it is the frame before and its output, so the continued run's outputs equal an
+uninterrupted run's.
 """
 
 from __future__ import annotations
@@ -29,6 +33,15 @@ from jaxstyle.settings.video import VideoSettings
 from jaxstyle.video import flow, frames
 
 
+class Resume(NamedTuple):
+  """Where a clip can continue: after ``done`` frames, the last of them as prepared (``(H, W, 3)`` float32) and
+  its output."""
+
+  done: int
+  frame: np.ndarray
+  output: np.ndarray
+
+
 class Frame(NamedTuple):
   """One output frame of :func:`stylize_clip`.
 
@@ -37,12 +50,14 @@ class Frame(NamedTuple):
     shot_start: whether the frame starts a shot (the clip's first frame, or a scene cut).
     result: the frame's :class:`~jaxstyle.optim.stylize.Result` (steps, losses, timings).
     seconds: wall time of the frame, its flow included.
+    resume: where the clip can continue after this frame.
   """
 
   output: np.ndarray
   shot_start: bool
   result: Result
   seconds: float
+  resume: Resume | None = None
 
 
 def frame_configs(config: StyleConfig, settings: VideoSettings, shape: tuple[int, int]) -> tuple[StyleConfig, ...]:
@@ -85,6 +100,7 @@ def stylize_clip(
   mask: ArrayLike | None = None,
   callback: Callable[[int, Progress], None] | None = None,
   stop: Callable[[], bool] | None = None,
+  resume: Resume | None = None,
 ) -> Iterator[Frame]:
   """Stylizes a stream of frames by optimization, yielding each output as soon as it is done.
 
@@ -98,18 +114,20 @@ def stylize_clip(
     mask: ``(H, W[, 1])`` in [0, 1]: 1 stylizes, 0 keeps the frame.
     callback: ``callback(frame_index, progress)`` after every chunk of steps.
     stop: polled after every chunk; a frame stopped midway is not yielded and the clip ends.
+    resume: continue an earlier run of the same clip and settings (a :attr:`Frame.resume`): ``clip`` is the
+      frames after ``resume.done``; frame indices count from the clip's first.
 
   Yields:
     a :class:`Frame` per input frame.
   """
-  previous = None  # (input frame, output) of the frame before
+  previous = None if resume is None else (resume.frame, resume.output)  # (input frame, output) of the frame before
   configs = None
-  for i, pixels in enumerate(clip):
+  for i, pixels in enumerate(clip, 0 if resume is None else resume.done):
     t0 = time.perf_counter()
     x = frames.prepare_frame(pixels, settings.size)
     if configs is None:
       configs = frame_configs(config, settings, x.shape[:2])
-    elif x.shape != previous[0].shape:
+    if previous is not None and x.shape != previous[0].shape:
       raise InputError(f"frame {i} is {x.shape[1]}x{x.shape[0]} px, the clip's first {previous[0].shape[1]}x"
                        f"{previous[0].shape[0]}")  # fmt: skip
     temporal = _temporal(previous, x, settings)
@@ -122,7 +140,7 @@ def stylize_clip(
       raise NonFiniteError(f"frame {i}: the loss became non-finite; the frames before it are done")
     out = np.asarray(result.image)
     previous = (x, out)
-    yield Frame(out, temporal is None, result, time.perf_counter() - t0)
+    yield Frame(out, temporal is None, result, time.perf_counter() - t0, Resume(i + 1, x, out))
 
 
 def _temporal(previous, x: np.ndarray, settings: VideoSettings) -> Temporal | None:
