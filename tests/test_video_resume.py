@@ -66,9 +66,16 @@ def test_a_continued_video_must_hold_the_frames_it_keeps(tmp_path):
   with video.VideoWriter(tmp_path / "o.mp4", rate=Fraction(25)) as w:
     for f in frames:
       w.write(f)
+  decoded = [f.pixels for f in video.read_frames(tmp_path / "o.mp4")]
+  with video.VideoWriter(tmp_path / "o.mp4", rate=Fraction(25), keep=3):  # continued with nothing more: as it was
+    pass
+  assert [f.pixels.tobytes() for f in video.read_frames(tmp_path / "o.mp4")] == [p.tobytes() for p in decoded]
   before = (tmp_path / "o.mp4").read_bytes()
   with pytest.raises(video.VideoError, match="holds 3 frames, not the 5 to keep"):
     with video.VideoWriter(tmp_path / "o.mp4", rate=Fraction(25), keep=5) as w:
+      w.write(frames[0])
+  with pytest.raises(video.VideoError, match="other H.264 parameters"):  # another rate: other timing in the SPS
+    with video.VideoWriter(tmp_path / "o.mp4", rate=Fraction(30), keep=3) as w:
       w.write(frames[0])
   assert (tmp_path / "o.mp4").read_bytes() == before
   assert sorted(p.name for p in tmp_path.iterdir()) == ["o.mp4"]

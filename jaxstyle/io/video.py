@@ -261,21 +261,32 @@ class VideoWriter:
     encoder's, are given anew (:class:`_DecodingTimes`): two encoders' reordering delays need not agree."""
     from av.bitstream import BitStreamFilterContext
 
-    times = _packet_times(self.path)
-    if len(times) != keep:
-      raise VideoError(f"{self.path}: holds {len(times)} frames, not the {keep} to keep")
+    count, offset = _packet_count(self.path)  # offset: the first packet's time, the first frame's
+    if count != keep:
+      raise VideoError(f"{self.path}: holds {count} frames, not the {keep} to keep")
     self._dts = _DecodingTimes(_reorder_delay(av, self._stream), 1 / self.rate)
+    end = 0
     with av.open(self.path) as old:
       s = old.streams.video[0]
-      tb, offset = Fraction(s.time_base), times[0]  # the first packet is the first frame
+      tb = Fraction(s.time_base)
       annexb = BitStreamFilterContext("h264_mp4toannexb", s) if s.codec_context.name == "h264" else None
+      if annexb is not None:
+        self._check_parameter_sets(s)
       for packet in (p for p in old.demux(s) if p.size):
         packet.pts -= offset
         packet.dts = round(self._dts(packet.pts * tb) / tb)
+        end = max(end, packet.pts)
         for p in annexb.filter(packet) if annexb else (packet,):
           p.stream = self._stream
           self._out.mux(p)
-        self._copy_audio(until=self._start + float((max(times) - offset) * tb) + 1 / float(self.rate))
+        self._copy_audio(until=self._start + float(end * tb) + 1 / float(self.rate))
+
+  def _check_parameter_sets(self, kept) -> None:
+    """Refuses to continue H.264 whose parameter sets (SPS, PPS) are not the new encoder's: the new frames would
+    be decoded with the kept ones' (another libx264, or other options)."""
+    self._out.start_encoding()  # opens the encoder: its parameter sets are known
+    if _parameter_sets(kept.codec_context.extradata) != _parameter_sets(self._stream.codec_context.extradata):
+      raise VideoError(f"{self.path}: encoded with other H.264 parameters (another libx264?); it cannot be continued")
 
   def _open(self, av, w: int, h: int) -> None:
     suffix = os.path.splitext(self.path)[1].lower()
@@ -358,10 +369,30 @@ class VideoWriter:
       raise
 
 
-def _packet_times(path: str) -> list[int]:
-  """The presentation times of a video's video packets, in decoding order, in its stream's time base."""
+def _packet_count(path: str) -> tuple[int, int | None]:
+  """How many video packets a video has, and the first one's presentation time (in its stream's time base)."""
+  count, first = 0, None
   with _av().open(path) as c:
-    return [p.pts for p in c.demux(c.streams.video[0]) if p.size]
+    for p in c.demux(c.streams.video[0]):
+      if p.size:
+        count, first = count + 1, p.pts if first is None else first
+  return count, first
+
+
+def _parameter_sets(extradata: bytes | None) -> list[bytes]:
+  """H.264's SPS and PPS units in a stream's extradata, as MP4 stores them (avcC) or as Annex B."""
+  data = bytes(extradata or b"")
+  if data[:1] != b"\x01":  # Annex B: units after start codes
+    units = [u.strip(b"\x00") for u in data.split(b"\x00\x00\x01")]
+    return sorted(u for u in units if u and u[0] & 0x1F in (7, 8))
+  units, at = [], 5
+  for _ in range(2):  # the SPS, then the PPS
+    n, at = data[at] & 0x1F if not units else data[at], at + 1
+    for _ in range(n):
+      size = int.from_bytes(data[at : at + 2], "big")
+      units.append(data[at + 2 : at + 2 + size])
+      at += 2 + size
+  return sorted(units)
 
 
 class _DecodingTimes:
@@ -424,8 +455,7 @@ def frames_written(path: str | os.PathLike) -> int:
     raise VideoError(f"{path}: no such file")
   av = _av()
   try:
-    with av.open(path) as c:
-      return sum(1 for p in c.demux(c.streams.video[0]) if p.size)
+    return _packet_count(path)[0]
   except (av.FFmpegError, IndexError) as e:
     raise VideoError(f"{path}: not a readable video ({one_line(e)})") from None
 
