@@ -16,6 +16,7 @@ from jaxstyle.cli import common  # noqa: E402
 from jaxstyle.fast import stylize as fast  # noqa: E402
 from jaxstyle.io import images  # noqa: E402
 from jaxstyle.optim.stylize import stylize  # noqa: E402
+from jaxstyle.settings import presets  # noqa: E402
 from jaxstyle.settings.fast import FastSettings  # noqa: E402
 from jaxstyle.ui import app as workbench  # noqa: E402
 from jaxstyle.ui import instant, paint, sweep  # noqa: E402
@@ -95,6 +96,14 @@ def test_bad_settings_and_small_images_are_one_line(ctx, inputs):  # noqa: F811
   assert "too small" in _message(lambda: next(paint.run_paint(ctx, str(tiny), inputs["style"], **PAINT)))
 
 
+@pytest.mark.parametrize("name", ["jaxstyle", "gatys", "neural-style", "pytorch-course", "tf-tutorial"])
+def test_a_presets_own_controls_give_the_preset(name):
+  ratio, size, steps, coarse, coarse_steps = paint.preset_controls(name)
+  got = paint.config_for(name, ratio, size, steps, coarse, coarse_steps, "none", preview_every=25)
+  want = presets.get(name).resolve()
+  assert got.loss == want.loss and got.images.scales == want.images.scales and got.run.steps == want.run.steps
+
+
 def test_paint_streams_its_iterate_then_the_result_its_record_and_command(ctx, inputs, tiny_params):  # noqa: F811
   updates = list(
     paint.run_paint(ctx, inputs["content"], inputs["style"], **PAINT, mask=inputs["mask"], start=inputs["style2"])
@@ -118,6 +127,27 @@ def test_paint_streams_its_iterate_then_the_result_its_record_and_command(ctx, i
   kept = Path(image).parent
   assert common.config_from_args(args) == config.set(mask=str(kept / "mask.png"), init=str(kept / "start.png"))
   assert args.weights == ctx.weights_path
+
+
+def test_paint_takes_a_mask_drawn_in_the_page(ctx, inputs, tiny_params):  # noqa: F811
+  content = images.load_image(inputs["content"])
+  strokes = np.zeros((*content.shape[:2], 4), np.uint8)
+  strokes[:, :10] = (255, 59, 48, 255)  # the left quarter painted
+  sketch = {"background": images.to_uint8(content), "layers": [strokes], "composite": None}
+  assert paint._sketch_on(inputs["content"])["background"].shape == content.shape
+  assert paint._sketch_on(inputs["notes"]) is None
+  *_, (image, _, _, command) = paint.run_paint(ctx, inputs["content"], inputs["style"], **PAINT, sketch=sketch)
+  config = common.config_from_args(cli.build_parser().parse_args(shlex.split(command)[1:]))
+  mask = images.load_image(config.images.mask)
+  assert config.images.mask == str(Path(image).parent / "mask.png")
+  assert (mask[:, :10] == 1).all() and (mask[:, 10:] == 0).all()
+  result = images.load_image(image)
+  np.testing.assert_array_equal(result[:, 10:], images.load_image(inputs["content"])[:, 10:])  # kept exactly
+  assert not np.array_equal(result[:, :10], content[:, :10])
+  assert "not both" in _message(
+    lambda: next(paint.run_paint(ctx, inputs["content"], inputs["style"], **PAINT, mask=inputs["mask"], sketch=sketch))
+  )
+  assert paint.uploads.drawn_mask({"background": None, "layers": [np.zeros((4, 4, 4), np.uint8)]}, (4, 4)) is None
 
 
 def test_stop_ends_the_run_with_the_image_so_far(ctx, inputs):  # noqa: F811

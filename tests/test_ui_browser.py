@@ -1,7 +1,7 @@
 """The web workbench in a real browser: Debian's chromium driven by selenium through its chromedriver (never a
 browser fetched at run time). Upload a content and a style, run Instant and a short Paint, watch the iterate
-arrive, Stop a run and keep its image, a bad upload shows its message and the next request works; a sweep's
-gallery, a member sent to Paint.
+arrive, a mask drawn in the page, Stop a run and keep its image, a bad upload shows its message and the next
+request works; a sweep's gallery, a member sent to Paint.
 
 With ``JAXSTYLE_UI_SCREENSHOTS=DIR`` the page runs the real networks on the built-in samples and each tab's
 screenshot is saved to DIR (``ui_instant.png``, ``ui_paint.png``, ``ui_sweep.png``: the README's pictures).
@@ -21,7 +21,9 @@ pytest.importorskip("gradio")
 webdriver = pytest.importorskip("selenium.webdriver")
 
 from PIL import Image  # noqa: E402
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -70,6 +72,21 @@ class Page:
     self.wait_for(lambda d: d.find_elements(By.CSS_SELECTOR, f"#{box} input[type=file]"))
     self.find(f"#{box} input[type=file]").send_keys(path)
     self.wait_for(lambda d: d.find_elements(By.CSS_SELECTOR, f"#{box} img"))
+
+  def draw(self, box: str) -> None:
+    """A stroke across the middle of a sketch box's canvas, with its brush (the page redraws the canvas when the
+    tool changes: found afresh, tried again)."""
+    self.find(f"#{box} button[aria-label='Brush']").click()
+    for attempt in range(5):
+      try:
+        canvas = self.driver.find_elements(By.CSS_SELECTOR, f"#{box} canvas")[-1]
+        chain = ActionChains(self.driver).move_to_element_with_offset(canvas, -80, -30).click_and_hold()
+        chain.move_by_offset(60, 20).move_by_offset(60, 20).move_by_offset(40, 10).release().perform()
+        return
+      except StaleElementReferenceException:
+        if attempt == 4:
+          raise
+        time.sleep(0.2)
 
   def number(self, box: str, value) -> None:
     field = self.find(f"#{box} input[type=number]")
@@ -204,8 +221,21 @@ def test_paint_shows_the_iterate_live_then_the_result_and_its_command(page):
   page.screenshot("ui_paint.png")
 
 
+def test_a_mask_drawn_in_the_page_reaches_the_run_and_its_command(page):
+  page.tab("Paint")
+  if not page.driver.find_elements(By.CSS_SELECTOR, "#paint-sketch canvas"):
+    page.find("#paint-more button").click()  # the accordion that holds it
+  page.wait_for(lambda d: d.find_elements(By.CSS_SELECTOR, "#paint-sketch canvas"))
+  page.draw("paint-sketch")
+  _paint(page, steps=6, every=3, size=96, preset="gatys")
+  page.wait_for(lambda d: page.text("paint-progress").startswith("done at step 6/6"))
+  command = page.find("#paint-command").text
+  assert "--mask " in command and "mask.png" in command.split("--mask ")[1].split()[0]
+  page.find("#paint-sketch button[aria-label='Clear canvas']").click()
+
+
 def test_stop_ends_a_running_job_and_keeps_its_image(page):
-  _paint(page, steps=2000, every=2, size=96)
+  _paint(page, steps=2000, every=2, size=96, preset="gatys")
   page.wait_for(lambda d: page.text("paint-progress").startswith("step"))
   page.find("#paint-stop").click()
   page.wait_for(lambda d: page.text("paint-progress").startswith("stopped at step"))

@@ -63,7 +63,7 @@ def paint_args(files, **kw):
   """/stylize's inputs in order."""
   a = {"content": handle_file(files["content"]), "style": handle_file(files["style"]), "preset": "gatys",
        "ratio": -3.0, "size": 64, "steps": 8, "coarse": False, "coarse_steps": 0, "colour": "none", "mask": None,
-       "start": None, "layers": "", "every": 4}  # fmt: skip
+       "start": None, "layers": "", "every": 4, "sketch": None}  # fmt: skip
   return list({**a, **kw}.values())
 
 

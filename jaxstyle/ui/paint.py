@@ -50,6 +50,13 @@ def preset_controls(name: str) -> tuple[float, int, int, bool, int]:
   return round(log_ratio(c), 2), c.images.output_size or 512, c.run.steps, coarse, steps
 
 
+def _style_weight(base: StyleConfig, ratio_log10: float) -> float:
+  """β for the slider's α/β; the preset's own β where the slider shows the preset's ratio (rounded as shown)."""
+  if round(log_ratio(base), 2) == round(ratio_log10, 2):
+    return base.loss.style_weight
+  return base.loss.content_weight / 10.0**ratio_log10
+
+
 def config_for(
   preset: str, ratio_log10: float, size: int, steps: int, coarse: bool, coarse_steps: int, colour: str,
   style_layers: str = "", preview_every: int = 10, mask: str | None = None, init: str | None = None,
@@ -64,7 +71,7 @@ def config_for(
     changes = {
       "size": int(size),
       "steps": int(steps),
-      "style_weight": base.loss.content_weight / 10.0 ** float(ratio_log10),
+      "style_weight": _style_weight(base, float(ratio_log10)),
       "preserve_color": colour,
       "report_every": int(preview_every),
       "scales": "auto" if coarse else None,
@@ -96,6 +103,7 @@ def run_paint(
   start: str | None = None,
   style_layers: str = "",
   preview_every: int = 10,
+  sketch: dict | None = None,
   session: Session | None = None,
 ):
   """A generator for the page: ``(image, progress, files, command)`` at every report (the iterate as 8-bit
@@ -112,9 +120,16 @@ def run_paint(
     "mask": uploads.read(mask, "the mask", required=False),
     "start": uploads.read(start, "the start image", required=False),
   }
+  drawn = uploads.drawn_mask(sketch, arrays["content"].shape)
+  if drawn is not None and mask:
+    raise gr.Error("upload a mask or draw one, not both", print_exception=False)
   folder = session.job_folder(ctx.outputs, "paint")
   kept = {k: uploads.keep(p, folder, k) for k, p in (("content", content), ("style", style), ("mask", mask),
                                                       ("start", start)) if p}  # fmt: skip
+  if drawn is not None:  # written as a file, so that the command reads the very mask the run used
+    kept["mask"] = os.fspath(folder / "mask.png")
+    images.save_image(kept["mask"], drawn)
+    arrays["mask"] = images.load_image(kept["mask"])
   if ratio_log10 is None:
     ratio_log10 = log_ratio(presets.get(preset))
   config = config_for(preset, ratio_log10, size, steps, coarse, coarse_steps, colour, style_layers, preview_every,
@@ -175,6 +190,16 @@ def _write(out: Path, result: Result, kept: dict, command: str, ctx: Context, wa
   return path
 
 
+def _sketch_on(content: str | None):
+  """The sketch box's canvas: the content, to draw the mask over (nothing for a file that is not an image: the run
+  says why)."""
+  try:
+    picture = images.to_uint8(images.load_image(content)) if content else None
+  except JaxstyleError:
+    return None
+  return None if picture is None else {"background": picture, "layers": [], "composite": picture}
+
+
 def build(ctx: Context, session: gr.State) -> dict:
   """The tab's controls and events (inside a ``gr.Tab``); returns the controls another tab may set."""
   ratio0, size0, steps0, coarse0, coarse_steps0 = preset_controls(presets.DEFAULT)
@@ -184,7 +209,7 @@ def build(ctx: Context, session: gr.State) -> dict:
         content = uploads.Upload("Content", elem_id="paint-content", height=220)
         style = uploads.Upload("Style", elem_id="paint-style", height=220)
       preset = gr.Dropdown(sorted(presets.PRESETS), value=presets.DEFAULT, label="Preset", elem_id="paint-preset")
-      ratio = gr.Slider(*LOG_RATIO, value=ratio0, step=0.05, label="log10 α/β (left: more style, right: more content)",
+      ratio = gr.Slider(*LOG_RATIO, value=ratio0, step=0.01, label="log10 α/β (left: more style, right: more content)",
                         elem_id="paint-ratio")  # fmt: skip
       with gr.Row():
         size = gr.Slider(64, 2048, value=size0, step=16, label="Size (px)", elem_id="paint-size")
@@ -199,6 +224,11 @@ def build(ctx: Context, session: gr.State) -> dict:
         with gr.Row():
           mask = uploads.Upload("Mask (white: stylize)", elem_id="paint-mask", height=160)
           start = uploads.Upload("Start image", elem_id="paint-start", height=160)
+        sketch = gr.ImageEditor(
+          label="Or draw the mask on the content (strokes: stylize there)", type="numpy", image_mode="RGBA",
+          sources=["upload"], transforms=(), layers=False, elem_id="paint-sketch", height=300,
+          brush=gr.Brush(colors=["#ff3b30"], color_mode="fixed", default_size=24),
+        )  # fmt: skip
         layers = gr.Textbox(label="Style layers (blank: the preset's)", placeholder="relu1_1:1,relu2_1:1,relu3_1:1",
                             elem_id="paint-layers")  # fmt: skip
       with gr.Row():
@@ -215,6 +245,7 @@ def build(ctx: Context, session: gr.State) -> dict:
   preset.input(
     preset_controls, inputs=preset, outputs=[ratio, size, steps, coarse, coarse_steps], api_visibility="private"
   )
+  content.change(_sketch_on, inputs=content, outputs=sketch, api_visibility="private")
   go.click(
     functools.partial(run_paint, ctx),
     inputs=[
@@ -231,6 +262,7 @@ def build(ctx: Context, session: gr.State) -> dict:
       start,
       layers,
       every,
+      sketch,
       session,
     ],  # fmt: skip
     outputs=[image, progress, files, command],

@@ -61,3 +61,15 @@ def keep(path: str, folder: Path, stem: str) -> str:
   dest = folder / f"{stem}{suffix}"
   shutil.copyfile(path, dest)
   return os.fspath(dest)
+
+
+def drawn_mask(value, shape: tuple[int, ...]) -> np.ndarray | None:
+  """The mask drawn in the page's sketch box (a ``gr.ImageEditor`` value, numpy): 1 where any stroke was drawn,
+  0 elsewhere, as ``(H, W, 3)`` float32 at ``shape``'s size; ``None`` when nothing was drawn."""
+  layers = [np.asarray(layer) for layer in (value or {}).get("layers") or [] if layer is not None]
+  drawn = [layer[..., 3] > 0 for layer in layers if layer.ndim == 3 and layer.shape[-1] == 4]
+  if not drawn or not any(d.any() for d in drawn):
+    return None
+  mask = np.any(np.stack([d for d in drawn if d.shape == drawn[0].shape]), axis=0).astype(np.float32)
+  mask = np.repeat(mask[..., None], 3, axis=-1)
+  return images.resize(mask, tuple(shape[:2])) if mask.shape[:2] != tuple(shape[:2]) else mask
