@@ -5,8 +5,9 @@
 - :mod:`~jaxstyle.ui.instant`: the fast networks (``/fast``); :mod:`~jaxstyle.ui.paint`: the optimization with
   its live picture, Stop and the reproducing command (``/stylize``); :mod:`~jaxstyle.ui.sweep`: a grid of
   weightings, its gallery and Pareto plot (``/sweep``).
-- :mod:`~jaxstyle.ui.uploads`: uploads read with the CLI's checks, bad ones turned into a message in the page;
-  :mod:`~jaxstyle.ui.jobs`: a browser session's own jobs and folders, a run on a thread streamed as previews.
+- :mod:`~jaxstyle.ui.uploads`: uploads read with the CLI's checks, bad ones turned into a message in the page, and
+  a mask drawn in the page; :mod:`~jaxstyle.ui.jobs`: a browser session's own jobs and folders, a run on a thread
+  streamed as previews; :mod:`~jaxstyle.ui.context`: the networks (given, or loaded once) and the outputs folder.
 
 Gradio is an optional extra (``jaxstyle[ui]``): only these modules import it, and nothing imports them but
 ``jaxstyle.cli.ui`` (when the command runs) and the tests.
