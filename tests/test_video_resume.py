@@ -19,11 +19,14 @@ from jaxstyle import cli
 from jaxstyle.cli import fast as fast_cli
 from jaxstyle.cli import video as video_cli
 from jaxstyle.io import images
+from tests import processes
 from tests.conftest import STYLE
 from tests.test_video import PREDICTOR, TRANSFORMER, audio_packets, panning, write_clip
 
 av = pytest.importorskip("av", reason="video needs PyAV (pip install 'jaxstyle[video]')")
 from jaxstyle.io import video  # noqa: E402
+
+NETWORKS_FOR = fast_cli.networks_for  # before a fixture replaces it
 
 
 def times(path) -> list[float]:
@@ -246,3 +249,34 @@ def test_a_resume_that_does_not_fit_gets_one_line_and_changes_nothing(written, c
   assert "o.mp4: no such file" in capsys.readouterr().err
   assert written.run(*args, "-o", out)[0] == 0  # without --resume: a new run, the state replaced, then removed
   assert not state.exists() and video.frames_written(out) == N
+
+
+@pytest.mark.slow
+def test_a_process_stopped_by_sigint_then_resumed_equals_one_run_in_this_process(written, tmp_path, monkeypatch):
+  """The whole path through processes: a tiny trained network (``--model``), a real SIGINT to a running
+  ``jaxstyle video``, ``--resume`` in another process, PNGs equal to those of an uninterrupted run here."""
+  import jax
+
+  from jaxstyle.fast.model_file import save_model
+  from jaxstyle.nets import magenta
+  from jaxstyle.settings.train import TrainSettings
+
+  vector = np.random.default_rng(0).normal(size=TRANSFORMER.style_dim).astype(np.float32)
+  save_model(tmp_path / "m.h5", magenta.init_params(jax.random.key(2), TRANSFORMER), vector, settings=TrainSettings())
+  n = 60
+  write_clip(tmp_path / "in.mp4", panning(n, 24, 32, dx=1), audio=False)
+  args = ["video", tmp_path / "in.mp4", "--model", tmp_path / "m.h5", *FLAGS["fast"][:-1]]  # the programs of above
+  monkeypatch.setattr(fast_cli, "networks_for", NETWORKS_FOR)  # this process too: the network of --model
+  assert written.run(*args, "-o", tmp_path / "whole", "-q")[0] == 0
+  run = processes.Lines(processes.jaxstyle_command(*args, "-o", tmp_path / "frames"))
+  run.wait_for(r"frame 4/60")
+  run.proc.send_signal(signal.SIGINT)
+  code, err = run.finish()
+  done = video.frames_written(tmp_path / "frames")
+  assert code == 130 and "SIGINT at frame" in err and done % 2 == 0 and 4 <= done < n, err
+  resumed = processes.run(processes.jaxstyle_command(*args, "-o", tmp_path / "frames", "--resume", "-q"))
+  assert resumed.returncode == 0, resumed.stderr
+  names = sorted(os.listdir(tmp_path / "whole"))
+  assert names == sorted(os.listdir(tmp_path / "frames")) and len(names) == n + 1
+  for name in names[:-1]:
+    assert (tmp_path / "frames" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
