@@ -92,12 +92,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings.replace(mask=os.path.abspath(settings.mask))
   _check_args(args, settings)
   info = videoio.probe(args.input)
-  inputs = [args.input, *args.style, *([settings.mask] if settings.mask else []), *([args.model] if args.model else [])]
-  if os.path.isdir(args.output):  # a folder of frames to continue (an empty one: written into)
-    if any(os.path.exists(i) and os.path.samefile(i, args.output) for i in inputs):
-      raise CliError(f"{args.output}: output would overwrite input {args.input}")
-  else:
-    common.check_output(args.output, inputs, image=False)
+  _check_output(args, settings)
   total = _frame_count(info, settings)
   key = _state_key(args, settings)
   saved = _load_state(args.output, key) if args.resume else None
@@ -125,6 +120,14 @@ def run(args: argparse.Namespace) -> int:
     f"({record['frames'] / record['wall_s']:.2f} frames/s), {len(record['shots'])} shot(s); record {side}"
   )
   return 0
+
+
+def _check_output(args: argparse.Namespace, settings: VideoSettings) -> None:
+  inputs = [args.input, *args.style, *([settings.mask] if settings.mask else []), *([args.model] if args.model else [])]
+  if not os.path.isdir(args.output):
+    common.check_output(args.output, inputs, image=False)
+  elif any(os.path.exists(i) and os.path.samefile(i, args.output) for i in inputs):  # a folder to continue
+    raise CliError(f"{args.output}: output would overwrite input {args.input}")
 
 
 def _frame_count(info: videoio.ClipInfo, settings: VideoSettings) -> int | None:
