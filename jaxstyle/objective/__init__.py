@@ -14,9 +14,19 @@ Imports: :mod:`jaxstyle.nets`, :mod:`jaxstyle.runtime`, :mod:`jaxstyle.io` (imag
 
 from jaxstyle.objective import losses, metrics, tiled
 from jaxstyle.objective.loss import WHOLE, Tiling, batch_loss, objective, value_and_grad_fn, value_fn
-from jaxstyle.objective.targets import Form, Targets, Temporal, compose, compute_targets, content_targets, style_targets
+from jaxstyle.objective.targets import (
+  Coupling,
+  Form,
+  Targets,
+  Temporal,
+  compose,
+  compute_targets,
+  content_targets,
+  style_targets,
+)
 
 __all__ = [
+  "Coupling",
   "WHOLE",
   "Form",
   "Targets",

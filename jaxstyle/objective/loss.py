@@ -57,7 +57,8 @@ def objective(
   ``jax.value_and_grad`` of it (optax's zoom line search) holds one tile's activations at a time too.
 
   Args:
-    image: ``(H, W, 3)`` RGB in [0, 1] units.
+    image: ``(H, W, 3)`` RGB in [0, 1] units, or a clip's ``(T, H, W, 3)`` frames optimized jointly (then the
+      sum over its frames, and ``targets.coupling``'s terms between them).
     params: VGG19 params.
     targets: from :func:`~jaxstyle.objective.targets.compute_targets`.
     weights: a :class:`~jaxstyle.objective.losses.LossWeights` of scalars.
@@ -70,9 +71,14 @@ def objective(
   if tiling.tile is not None:
     _untiled_only(targets)
     return _tiled_objective(form, tiling)(jnp.asarray(image), params, targets, weights)
-  x = compose(jnp.asarray(image), targets)[None]
+  z = jnp.asarray(image)
+  x = compose(z, targets) if z.ndim == 4 else compose(z, targets)[None]
   total, parts = _loss(x, params, targets, weights, form)
-  return total[0], {k: v[0] for k, v in parts.items()}
+  total, parts = jnp.sum(total), {k: jnp.sum(v) for k, v in parts.items()}  # one frame's sum is that frame's
+  if targets.coupling is None:
+    return total, parts
+  c = losses.coupling_loss(x, *targets.coupling)
+  return total + c, {**parts, "temporal": parts.get("temporal", 0.0) + c}
 
 
 def batch_loss(
@@ -114,7 +120,8 @@ def _loss(x: jax.Array, params: Mapping, targets: Targets, weights: losses.LossW
   )
   if targets.temporal is None:
     return total, parts
-  t = losses.temporal_loss(x, targets.temporal.previous[None], targets.temporal.weight[None])
+  t = losses.temporal_loss(x[:1], targets.temporal.previous[None], targets.temporal.weight[None])
+  t = jnp.pad(t, (0, x.shape[0] - 1))  # a clip's first frame alone has an output before it
   return total + t, {**parts, "temporal": t}
 
 
@@ -147,7 +154,7 @@ def value_fn(
 
 
 def _untiled_only(targets: Targets) -> None:
-  if targets.temporal is not None:
+  if targets.temporal is not None or targets.coupling is not None:
     raise InputError("a video frame's temporal term runs on whole frames; leave --tile out")
 
 

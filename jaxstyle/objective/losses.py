@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from jax.typing import ArrayLike
 
 from jaxstyle.errors import InputError
+from jaxstyle.objective.warp import warp
 
 GramNorm = Literal["none", "hw", "chw"]
 Reduction = Literal["sum", "mean", "half_sum"]
@@ -274,6 +275,29 @@ def temporal_loss(images: ArrayLike, previous: ArrayLike, weight: ArrayLike) -> 
   d = 255.0 * (x - jnp.asarray(previous, jnp.float32))
   total = jnp.sum(jnp.asarray(weight, jnp.float32) * jnp.square(d), axis=(1, 2, 3))
   return total / float(x.shape[1] * x.shape[2] * x.shape[3])
+
+
+def coupling_loss(
+  frames: ArrayLike, back: ArrayLike, back_weight: ArrayLike, forward: ArrayLike, forward_weight: ArrayLike
+) -> jax.Array:
+  """The temporal terms between neighbouring frames of a clip optimized jointly: each frame against the one
+  before it and the one after it warped into it (bilinearly, differentiable in both frames), as
+  :func:`temporal_loss` measures each, summed over the frames.
+
+  Args:
+    frames: ``(T, H, W, 3)`` in [0, 1].
+    back: ``(T-1, H, W, 2)`` flows from frame t to frame t-1, t = 1..T-1.
+    back_weight: ``(T-1, H, W, 1)``.
+    forward: ``(T-1, H, W, 2)`` flows from frame t to frame t+1, t = 0..T-2.
+    forward_weight: ``(T-1, H, W, 1)``.
+
+  Returns:
+    a scalar.
+  """
+  x = jnp.asarray(frames, jnp.float32)
+  before = jax.vmap(warp)(x[:-1], back)  # frame t-1 seen from frame t
+  after = jax.vmap(warp)(x[1:], forward)  # frame t+1 seen from frame t
+  return jnp.sum(temporal_loss(x[1:], before, back_weight)) + jnp.sum(temporal_loss(x[:-1], after, forward_weight))
 
 
 class LossWeights(NamedTuple):

@@ -59,6 +59,18 @@ class Temporal(NamedTuple):
   weight: jax.Array
 
 
+class Coupling(NamedTuple):
+  """The temporal terms between the frames of a clip optimized jointly (a ``(T, H, W, 3)`` variable): flows
+  from each frame to the one before (``back``, ``(T-1, H, W, 2)``, frames 1..T-1) and to the one after
+  (``forward``, frames 0..T-2), each with its per-pixel weight ``(T-1, H, W, 1)`` (the temporal weight times
+  the reliability; 0 across a scene cut). See :func:`jaxstyle.objective.losses.coupling_loss`."""
+
+  back: jax.Array
+  back_weight: jax.Array
+  forward: jax.Array
+  forward_weight: jax.Array
+
+
 class Targets(NamedTuple):
   """What the objective matches: content activations ``(1, H, W, C)`` (``(N, ...)`` for a batch of contents)
   and style Gram matrices ``(1, C, C)``, by canonical layer name. With a ``mask`` (``(H, W, 1)``, 1 =
@@ -66,7 +78,9 @@ class Targets(NamedTuple):
   unmasked region stays the ``anchor`` (the content) exactly. With ``regions`` (``(K, H, W)``), style ``k``
   applies in region ``k`` and ``style`` holds ``(1, K, C, C)`` Grams, one per style image. ``pool_gains``
   (``(5,)``) rescale the pool outputs when the pooling is not the one the weights were calibrated with.
-  ``temporal`` (a :class:`Temporal`) adds Ruder et al.'s temporal term for a video frame."""
+  ``temporal`` (a :class:`Temporal`) adds Ruder et al.'s temporal term for a video frame (for a clip: its first
+  frame, against the output before the clip). For a clip optimized jointly, ``content`` holds one row per frame
+  (``(T, h, w, C)``) and ``coupling`` (a :class:`Coupling`) ties neighbouring frames."""
 
   content: dict[str, jax.Array]
   style: dict[str, jax.Array]
@@ -75,15 +89,17 @@ class Targets(NamedTuple):
   regions: jax.Array | None = None
   pool_gains: jax.Array | None = None
   temporal: Temporal | None = None
+  coupling: Coupling | None = None
 
 
 def compose(z: jax.Array, targets: Targets) -> jax.Array:
   """The image a variable ``z`` stands for (``z`` itself without a mask)."""
   if targets.mask is None:
     return z
-  lead = (1,) * (jnp.ndim(z) - 3)  # z may carry a batch axis (a sweep's images)
+  lead = (1,) * (jnp.ndim(z) - 3)  # z may carry a batch axis (a sweep's images, a clip's frames)
   mask = targets.mask.reshape(lead + targets.mask.shape)
-  anchor = targets.anchor.reshape(lead + targets.anchor.shape)
+  anchor = targets.anchor  # one image, or a clip's frames (each keeps its own)
+  anchor = anchor if anchor.ndim == jnp.ndim(z) else anchor.reshape(lead + anchor.shape)
   return mask * z + (1.0 - mask) * anchor
 
 

@@ -262,14 +262,12 @@ def _lane(member: Member, static: Static, config: StyleConfig, *, batched, sprea
   args = (x, params, member.targets, member.weights)
   if member.device is not None:
     args = jax.device_put(args, member.device)
-  # A batch sharded over devices keeps every per-member output sharded the same way.
-  out_sharding = args[0].sharding if batched and isinstance(args[0].sharding, NamedSharding) else None
-  plan = _plan(config.network.tile, static, args, batched=batched, out_sharding=out_sharding, progress=progress,
-               spread=spread)  # fmt: skip
+  plan = _plan(config.network.tile, static, args, batched=batched, out_sharding=_out_sharding(args[0], batched),
+               progress=progress, spread=spread)  # fmt: skip
   in_axes = BATCH_AXES["init"] if batched else None
-  init_fn, t_init = compiled(
-    "init", init_state, plan.args, static=plan.static, in_axes=in_axes, out_sharding=plan.out_sharding
-  )
+  state_pins = _pins(plan.out_sharding, lambda: _state_shapes(plan.static, plan.args, batched=batched))[0]
+  init_fn, t_init = compiled("init", init_state, plan.args, static=plan.static, in_axes=in_axes,
+                             out_sharding=state_pins)  # fmt: skip
   return _Lane(plan.static, init_fn, plan.chunk_fn, plan.args, t_init + plan.compile_s, member.resume, batched)
 
 
@@ -336,14 +334,38 @@ def _spread(static: Static, args: tuple, *, batched: bool, out_sharding):
   return static.tiled(static.tile, devices=devices), placement.put_replicated(args, everywhere), everywhere
 
 
+def _out_sharding(x: jax.Array, batched: bool):
+  """How a program's outputs are pinned: a batch sharded over devices keeps every per-member output sharded the
+  same way; one problem sharded along its first axis (a clip's frames) keeps what is shaped like it sharded
+  (:class:`~jaxstyle.runtime.placement.AlongFrames`); otherwise the compiler chooses."""
+  if not isinstance(x.sharding, NamedSharding):
+    return None
+  if batched:
+    return x.sharding
+  return None if x.sharding.is_fully_replicated else placement.AlongFrames(x.sharding, tuple(x.shape))
+
+
+def _state_shapes(static: Static, args: tuple, *, batched: bool):
+  f = lambda *a: init_state(*a, static=static)  # noqa: E731
+  return jax.eval_shape(jax.vmap(f, in_axes=BATCH_AXES["init"]) if batched else f, *args)
+
+
+def _pins(out_sharding, state_shapes: Callable):
+  """The shardings of the optimizer state and of a chunk's outputs ``(x, state, values, parts)``."""
+  if not isinstance(out_sharding, placement.AlongFrames):
+    return out_sharding, out_sharding
+  state = out_sharding.of(state_shapes())
+  return state, (out_sharding.sharding, state, out_sharding.replicated, out_sharding.replicated)
+
+
 def _chunk_executable(static: Static, args: tuple, *, batched: bool, out_sharding) -> tuple[Callable, float]:
   """The compiled chunk of steps for ``args`` ``(x, params, targets, weights)``, with the optimizer state
   given by its shapes (nothing is evaluated)."""
-  f = lambda *a: init_state(*a, static=static)  # noqa: E731
-  if batched:
-    f = jax.vmap(f, in_axes=BATCH_AXES["init"])
-  shapes = jax.eval_shape(f, *args)
-  state = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=out_sharding), shapes)
+  shapes = _state_shapes(static, args, batched=batched)
+  state_pins, out_sharding = _pins(out_sharding, lambda: shapes)
+  if state_pins is None or isinstance(state_pins, jax.sharding.Sharding):
+    state_pins = jax.tree.map(lambda _: state_pins, shapes)
+  state = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), shapes, state_pins)
   x, params, targets, weights = args
   return compiled(
     "chunk",

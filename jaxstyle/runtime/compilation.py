@@ -34,11 +34,12 @@ def compiled(
   """Ahead-of-time compiles ``fn(*args, static=static)``, vmapped over ``in_axes`` when given; returns the
   executable and the seconds spent.
 
-  ``out_sharding`` pins every output (all carry the batch axis when vmapped) so that a chunk's outputs can
-  be fed straight back in. Executables are kept per name, shapes, shardings and static settings, so a second
-  run of the same kind compiles nothing (and reports 0 s).
+  ``out_sharding`` pins every output (all carry the batch axis when vmapped), or each output (a pytree of
+  shardings), so that a chunk's outputs can be fed straight back in. Executables are kept per name, shapes,
+  shardings and static settings, so a second run of the same kind compiles nothing (and reports 0 s).
   """
-  key = (name, static, in_axes, out_sharding, signature(args))
+  pins, pins_tree = jax.tree.flatten(out_sharding)  # one sharding, or one per output
+  key = (name, static, in_axes, tuple(pins), pins_tree, signature(args))
   if key in _CACHE:
     return _CACHE[key], 0.0
   f = lambda *a: fn(*a, static=static)  # noqa: E731

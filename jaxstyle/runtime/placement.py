@@ -9,6 +9,7 @@ once it is true anywhere (a stop).
 from __future__ import annotations
 
 import zlib
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +19,35 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxstyle.errors import InputError
+
+
+class AlongFrames(NamedTuple):
+  """One problem whose variable is sharded along its first axis (a clip's frames over devices): outputs shaped
+  like the variable, or like a stack of it (L-BFGS's memory), keep that sharding along the same axis; every
+  other output is replicated on the mesh.
+
+  Attributes:
+    sharding: the variable's sharding (a 1-D mesh, its first axis split).
+    shape: the variable's shape.
+  """
+
+  sharding: NamedSharding
+  shape: tuple[int, ...]
+
+  @property
+  def replicated(self) -> NamedSharding:
+    return NamedSharding(self.sharding.mesh, P())
+
+  def of(self, shapes):
+    """The sharding of each leaf of ``shapes`` (arrays or ``jax.ShapeDtypeStruct``)."""
+
+    def one(a):
+      k = len(a.shape) - len(self.shape)
+      if k >= 0 and tuple(a.shape[k:]) == tuple(self.shape):
+        return NamedSharding(self.sharding.mesh, P(*([None] * k), *self.sharding.spec))
+      return self.replicated
+
+    return jax.tree.map(one, shapes)
 
 
 def all_devices() -> tuple[jax.Device, ...]:
