@@ -64,8 +64,8 @@ def bench_clip(args, path: Path, style: np.ndarray, params, lines: list[str], fi
   runs = {"independent": np.stack(alone), "temporal": outs}
   if args.clip:
     t0 = time.perf_counter()
-    runs["window"] = np.stack([f.output for f in vclip.stylize_clip(raw, [style], settings.replace(clip=args.clip),
-                                                                    config, params=params)])  # fmt: skip
+    windows = settings.replace(clip_window=args.clip)
+    runs["window"] = np.stack([f.output for f in vclip.stylize_clip(raw, [style], windows, config, params=params)])
     window_s = (time.perf_counter() - t0) / len(inputs)
   motion = grade_motion(inputs)
   row = {}

@@ -65,7 +65,7 @@ def test_a_clip_objective_is_its_frames_plus_the_coupling(tiny_params):
 
 
 def window_settings(**kw):
-  return VideoSettings(**{"method": "optimize", "flow_size": None, "later_steps": 6, "clip": 2, **kw})
+  return VideoSettings(**{"method": "optimize", "flow_size": None, "later_steps": 6, "clip_window": 2, **kw})
 
 
 def clip_config():
@@ -102,9 +102,13 @@ def test_windows_are_consistent_and_sharded_equal_one_device(tiny_params, tmp_pa
   got = list(vclip.stylize_clip(frames, [STYLE], window_settings(), clip_config(), params=tiny_params))
   assert [f.shot_start for f in got] == [True, False, False, False]
   outs = np.stack([f.output for f in got])
-  seq = np.stack([f.output for f in voptimize.stylize_clip(frames, [STYLE], window_settings(clip=None),
+  seq = np.stack([f.output for f in voptimize.stylize_clip(frames, [STYLE], window_settings(clip_window=None),
                                                            clip_config(), params=tiny_params)])  # fmt: skip
   assert warping_error(outs, frames) <= warping_error(seq, frames)
+  assert [f.resume is not None for f in got] == [False, True, False, True]  # a window's end is a resume point
+  again = vclip.stylize_clip(frames[2:], [STYLE], window_settings(), clip_config(), params=tiny_params,
+                             resume=got[1].resume)  # fmt: skip
+  np.testing.assert_array_equal(np.stack([f.output for f in again]), outs[2:])
   r = processes.run_script(SHARDED, tmp_path / "two.npy", devices=2)
   assert r.returncode == 0, r.stderr[-3000:]
   np.testing.assert_allclose(np.load(tmp_path / "two.npy"), outs, atol=2e-4)
@@ -117,13 +121,33 @@ def test_two_processes_equal_one(tiny_params, tmp_path):
     """
     from jaxstyle.video import clip as vclip
     from tests.test_video_clip import STYLE, clip_config, clip_frames, window_settings
-    got = vclip.stylize_clip(clip_frames(), [STYLE], window_settings(clip=4), clip_config(), params=params)
+    got = vclip.stylize_clip(clip_frames(), [STYLE], window_settings(clip_window=4), clip_config(), params=params)
     np.save(out, np.stack([f.output for f in got]))
     """
   )
   outs = processes.run_two_processes(script, tiny_params, tmp_path)
-  one = np.stack([f.output for f in vclip.stylize_clip(clip_frames(), [STYLE], window_settings(clip=4),
+  one = np.stack([f.output for f in vclip.stylize_clip(clip_frames(), [STYLE], window_settings(clip_window=4),
                                                         clip_config(), params=tiny_params)])  # fmt: skip
   a, b = (np.load(f"{p}.npy") for p in outs)  # np.save adds the suffix
   np.testing.assert_array_equal(a, b)
   np.testing.assert_allclose(a, one, atol=2e-4)
+
+
+@pytest.mark.slow
+def test_cli_video_clip(files, capsys):
+  import json
+
+  from jaxstyle import cli
+  from tests.test_video import write_clip
+
+  write_clip(files / "in.mp4", clip_frames(), audio=False)
+  run = lambda *a: cli.main([str(x) for x in a])  # noqa: E731
+  args = ["video", files / "in.mp4", files / "s.png", "-o", files / "out", "--preset", "gatys", "--clip", "2"]
+  assert run(*args, "--method", "optimize", "--steps", "4", "--later-steps", "2", "--flow-size", "none", "-q") == 0
+  rec = json.loads((files / "out" / "video.json").read_text())
+  assert rec["frames"] == 4 and rec["settings"]["clip_window"] == 2 and len(rec["frame_s"]) == 4
+  assert sorted(p.name for p in (files / "out").glob("*.png")) == [f"{i:06d}.png" for i in range(4)]
+  capsys.readouterr()
+  assert run("video", files / "in.mp4", files / "s.png", "-o", files / "o.mp4", "--clip", "2") == 2
+  err = capsys.readouterr().err
+  assert "--clip optimizes windows of frames: it needs --method optimize" in err and err.count("\n") == 1

@@ -100,9 +100,11 @@ def add_setting_flags(group, declarations: Iterable[Declaration]) -> None:
     )
 
 
-def settings_from_args(base: Settings, args: argparse.Namespace) -> Settings:
-  """``base`` with every settings flag that was given."""
-  given = {d.dest: getattr(args, d.dest) for d in type(base).declarations() if hasattr(args, d.dest)}
+def settings_from_args(base: Settings, args: argparse.Namespace, *, other: frozenset[str] = frozenset()) -> Settings:
+  """``base`` with every settings flag that was given; ``other`` names flags the command uses for a setting of
+  its own (left alone here)."""
+  given = {d.dest: getattr(args, d.dest) for d in type(base).declarations()
+           if hasattr(args, d.dest) and d.flag not in other}  # fmt: skip
   return fields.from_flags(base, given)
 
 
@@ -130,11 +132,13 @@ def add_recipe_args(p: argparse.ArgumentParser, *, title: str = "recipe", shared
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 
-def config_from_args(args: argparse.Namespace, *, resolve: bool = True) -> StyleConfig:
-  """The preset named by ``--preset`` with every given settings flag applied, resolved (unless a caller sets the
-  size first and resolves then), and file paths made absolute so that records and reproduction commands work
-  from anywhere."""
-  config = settings_from_args(presets.get(args.preset or presets.DEFAULT), args)
+def config_from_args(
+  args: argparse.Namespace, *, resolve: bool = True, other: frozenset[str] = frozenset()
+) -> StyleConfig:
+  """The preset named by ``--preset`` with every given settings flag applied (but ``other``, flags the command
+  uses for its own settings), resolved (unless a caller sets the size first and resolves then), and file paths
+  made absolute so that records and reproduction commands work from anywhere."""
+  config = settings_from_args(presets.get(args.preset or presets.DEFAULT), args, other=other)
   config = config.resolve() if resolve else config
   im = config.images
   paths = {}

@@ -21,8 +21,12 @@ from jaxstyle.io import video as videoio
 from jaxstyle.io.files import file_digest, sidecar_path, write_json
 from jaxstyle.settings.style import StyleConfig
 from jaxstyle.settings.video import VideoSettings
+from jaxstyle.video import clip as vclip
 from jaxstyle.video import fast as vfast
 from jaxstyle.video import optimize as voptimize
+
+# Flags of the recipe's (StyleConfig's) that mean another setting here: --clip is the window, not pixel clipping.
+OWN_FLAGS = frozenset({"--clip"})
 
 
 def add_parser(sub) -> None:
@@ -66,7 +70,9 @@ def _check_args(args: argparse.Namespace, settings: VideoSettings) -> None:
       raise CliError("give STYLE image(s)")
   given = {d.flag for d in StyleConfig.declarations() if hasattr(args, d.dest)} - {
     d.flag for d in VideoSettings.declarations()
-  }
+  }  # --clip included: VideoSettings' own
+  if settings.method == "fast" and settings.clip_window is not None:
+    raise CliError("--clip optimizes windows of frames: it needs --method optimize")
   if settings.method == "fast" and (given or args.preset or args.weights):
     raise CliError(f"{', '.join(sorted(given)) or '--preset/--weights'}: recipe flags need --method optimize")
   needs_style = settings.builtin is None and not args.model
@@ -169,8 +175,13 @@ def _fast(args, settings: VideoSettings, styles) -> _Method:
   return _Method(run, settings.batch, dict, state, resume)
 
 
+def _recipe(args) -> StyleConfig:
+  """Each frame's recipe (``--method optimize``), its size left to the frames."""
+  return common.config_from_args(args, resolve=False, other=OWN_FLAGS)
+
+
 def _optimize(args, settings: VideoSettings, styles, earlier: dict) -> _Method:
-  config = common.config_from_args(args, resolve=False)
+  config = _recipe(args)
   frame_shape = None
   params, winfo = common.load_params(args.weights)
   seconds: list[float] = list(earlier.get("frame_s", []))
@@ -179,11 +190,13 @@ def _optimize(args, settings: VideoSettings, styles, earlier: dict) -> _Method:
     nonlocal frame_shape
 
     def report(i, p):
-      progress.prefix = f"frame {settings.start + i}: "
+      window = "" if settings.clip_window is None else f"-{settings.start + i + settings.clip_window - 1}"
+      progress.prefix = f"frame {settings.start + i}{window}: "
       progress(p)
 
-    for frame in voptimize.stylize_clip(stream, styles, settings, config, params=params, mask=mask, callback=report,
-                                        stop=stop, resume=resume):  # fmt: skip
+    method = voptimize if settings.clip_window is None else vclip  # frame after frame, or windows at once
+    for frame in method.stylize_clip(stream, styles, settings, config, params=params, mask=mask, callback=report,
+                                     stop=stop, resume=resume):  # fmt: skip
       frame_shape = frame.output.shape[:2]
       seconds.append(frame.seconds)
       yield frame.output, frame.shot_start, frame.resume
@@ -219,7 +232,7 @@ def _digest(path: str | None) -> str | None:
 
 def _state_key(args, settings: VideoSettings) -> dict:
   """What a state must have been made with to be continued: the settings, the recipe, the files."""
-  recipe = common.config_from_args(args, resolve=False).to_dict() if settings.method == "optimize" else None
+  recipe = _recipe(args).to_dict() if settings.method == "optimize" else None
   return {"video": settings.to_dict(), "recipe": recipe, "input": os.path.abspath(args.input),
           "style_sha256": [_digest(p) for p in args.style], "mask_sha256": _digest(settings.mask),
           "model_sha256": _digest(args.model)}  # fmt: skip

@@ -51,11 +51,12 @@ class VideoSettings(FastSettings):
   later_steps: int = setting(
     200, "optimize: steps for each frame after a shot's first (which runs the recipe's whole ladder)", check=at_least(1)
   )
-  clip: int | None = setting(
+  clip_window: int | None = setting(
     None,
     "optimize: frames optimized jointly, as one batch sharded over every device, their temporal terms coupling "
     "neighbours both ways (none: frame after frame)",
     check=at_least(2),
+    flag="--clip",
   )
   batch: int = setting(4, "frames per compiled call", check=at_least(1))
   quality: int = setting(

@@ -33,7 +33,7 @@ from jaxstyle.runtime import placement
 from jaxstyle.settings.style import StyleConfig
 from jaxstyle.settings.video import VideoSettings
 from jaxstyle.video import frames
-from jaxstyle.video.optimize import Frame, frame_configs, temporal_target
+from jaxstyle.video.optimize import Frame, Resume, frame_configs, temporal_target
 
 
 def coupling(
@@ -62,8 +62,9 @@ def stylize_clip(
   devices: Sequence[jax.Device] | None = None,
   callback: Callable[[int, Progress], None] | None = None,
   stop: Callable[[], bool] | None = None,
+  resume: Resume | None = None,
 ) -> Iterator[Frame]:
-  """Stylizes a stream of frames ``settings.clip`` at a time, each window optimized jointly.
+  """Stylizes a stream of frames ``settings.clip_window`` at a time, each window optimized jointly.
 
   Args:
     clip: ``(H, W, 3)`` RGB frames (uint8, or float in [0, 1]), all of one size.
@@ -77,24 +78,27 @@ def stylize_clip(
       window whose length they do not divide runs on the first.
     callback: ``callback(first_frame_of_the_window, progress)`` after every chunk of steps.
     stop: polled after every chunk; a window stopped midway is not yielded and the clip ends.
+    resume: continue an earlier run after a window (its last :attr:`Frame.resume`): ``clip`` is the frames after
+      ``resume.done``.
 
   Yields:
-    a :class:`~jaxstyle.video.optimize.Frame` per input frame (``result`` is the window's first frame's
-    start, or ``None``; ``seconds`` the window's time shared by its frames).
+    a :class:`~jaxstyle.video.optimize.Frame` per input frame (``result`` is ``None``; ``seconds`` the window's
+    time shared by its frames; ``resume`` set on each window's last frame, where the clip can continue).
   """
-  if settings.clip is None:
-    raise InputError("a window needs settings.clip (frames optimized at once)")
+  if settings.clip_window is None:
+    raise InputError("a window needs settings.clip_window (frames optimized at once)")
   if config.images.preserve_color == "luminance":
     raise InputError("--clip optimizes colour frames; use --preserve-color histogram or none")
   devices = list(placement.all_devices() if devices is None else devices)
-  previous, configs, network, done = None, None, None, 0
-  for window in _windows(clip, settings.clip):
+  previous = None if resume is None else (resume.frame, resume.output)  # the frame before the window, its output
+  configs, network, done = None, None, 0 if resume is None else resume.done
+  for window in _windows(clip, settings.clip_window):
     t0 = time.perf_counter()
     x = np.stack([frames.prepare_frame(f, settings.size) for f in window])
     if configs is None:
       configs = frame_configs(config, settings, x.shape[1:3])
       network = vgg.prepare(params, configs[1].network.conv, layers=configs[1].layers)
-    elif x.shape[1:] != previous[0].shape:
+    if previous is not None and x.shape[1:] != previous[0].shape:
       raise InputError(f"frames from {done} are {x.shape[2]}x{x.shape[1]} px, the clip's {previous[0].shape[1]}x"
                        f"{previous[0].shape[0]}")  # fmt: skip
     report = None if callback is None else (lambda p, i=done: callback(i, p))
@@ -104,9 +108,9 @@ def stylize_clip(
     outs, shots = run
     previous = (x[-1], outs[-1])
     seconds = (time.perf_counter() - t0) / len(x)
-    for out, shot in zip(outs, shots, strict=True):
-      yield Frame(out, bool(shot), None, seconds)
     done += len(x)
+    for k, (out, shot) in enumerate(zip(outs, shots, strict=True)):
+      yield Frame(out, bool(shot), None, seconds, Resume(done, x[-1], outs[-1]) if k == len(x) - 1 else None)
 
 
 def _windows(clip: Iterable[ArrayLike], size: int) -> Iterator[list]:
