@@ -92,7 +92,7 @@ def stylize_clip(
   devices = list(placement.all_devices() if devices is None else devices)
   previous = None if resume is None else (resume.frame, resume.output)  # the frame before the window, its output
   configs, network, done = None, None, 0 if resume is None else resume.done
-  for window in _windows(clip, settings.clip_window):
+  for window in frames.batches(clip, settings.clip_window):
     t0 = time.perf_counter()
     x = np.stack([frames.prepare_frame(f, settings.size) for f in window])
     if configs is None:
@@ -111,17 +111,6 @@ def stylize_clip(
     done += len(x)
     for k, (out, shot) in enumerate(zip(outs, shots, strict=True)):
       yield Frame(out, bool(shot), None, seconds, Resume(done, x[-1], outs[-1]) if k == len(x) - 1 else None)
-
-
-def _windows(clip: Iterable[ArrayLike], size: int) -> Iterator[list]:
-  window: list = []
-  for f in clip:
-    window.append(f)
-    if len(window) == size:
-      yield window
-      window = []
-  if window:
-    yield window
 
 
 def _window(x, styles, settings, configs, network, previous, mask, devices, report, stop):

@@ -99,17 +99,6 @@ class ClipFrame(NamedTuple):
   resume: Resume | None
 
 
-def _batches(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
-  batch: list[np.ndarray] = []
-  for f in frames:
-    batch.append(f)
-    if len(batch) == size:
-      yield batch
-      batch = []
-  if batch:
-    yield batch
-
-
 def stylize_clip(
   frames: Iterable[ArrayLike],
   styles: Sequence[ArrayLike],
@@ -154,7 +143,7 @@ def clip_frames(
   done = 0
   if resume is not None:
     done, state, cond = resume.done, ClipState(*(jnp.asarray(a) for a in resume.state)), resume.condition
-  for batch in _batches(frames, settings.batch):
+  for batch in frames_.batches(frames, settings.batch):
     x = _batch_frames(batch, settings.size, None if state is None else state.frame.shape, done)
     if cond is None:  # one condition for the whole clip, from its first frame where the content matters
       cond = _condition(x[0], styles, settings, networks)

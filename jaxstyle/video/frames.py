@@ -8,6 +8,7 @@ the share of the frame it matches (a scene cut where that share is small).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import jax
@@ -17,6 +18,18 @@ from jax.typing import ArrayLike
 
 from jaxstyle.io import images as imageio
 from jaxstyle.video import flow, temporal
+
+
+def batches(frames: Iterable, size: int) -> Iterator[list]:
+  """The frames of a stream in lists of ``size`` (the last may be shorter), as they come."""
+  batch: list = []
+  for f in frames:
+    batch.append(f)
+    if len(batch) == size:
+      yield batch
+      batch = []
+  if batch:
+    yield batch
 
 
 def frame_shape(shape: tuple[int, int], size: int | None) -> tuple[int, int]:
