@@ -89,7 +89,8 @@ def bench_clip(args, path: Path, style: np.ndarray, params, lines: list[str], fi
       f"| {path.name} | {args.clip} | {tmp['error']:.5f} | {win['error']:.5f} | {win['error'] / tmp['error']:.2f}x | "
       f"{tmp['style']:.4f} | {win['style']:.4f} | {win['style'] / tmp['style']:.3f}x | {window_s:.1f} |"
     )
-  print(path.name, {k: {a: b for a, b in v.items() if a != "errs"} for k, v in row.items()}, flush=True)
+  print(path.name, {k: {a: b for a, b in v.items() if a != "errs"} for k, v in row.items() if isinstance(v, dict)},
+        flush=True)  # fmt: skip
   if figures is not None:
     figures.mkdir(parents=True, exist_ok=True)
     picks = np.linspace(0, len(inputs) - 1, 4).round().astype(int)

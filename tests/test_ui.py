@@ -109,7 +109,8 @@ def test_paint_streams_its_iterate_then_the_result_its_record_and_command(ctx, i
     paint.run_paint(ctx, inputs["content"], inputs["style"], **PAINT, mask=inputs["mask"], start=inputs["style2"])
   )
   previews, (image, summary, files, command) = updates[:-1], updates[-1]
-  assert [u[1].split()[1] for u in previews] == ["3/6", "6/6"]
+  steps = [u[1].split()[1] for u in previews]  # the page gets the latest report: a busy machine may skip 3/6
+  assert steps[-1] == "6/6" and set(steps) <= {"3/6", "6/6"}
   assert all(u[0].dtype == np.uint8 and u[0].shape == (32, 40, 3) for u in previews)
   assert "it/s" in previews[0][1] and "ETA" in previews[0][1]
   assert summary.startswith("done at step 6/6")
