@@ -155,8 +155,8 @@ def test_stop_ends_the_run_with_the_image_so_far(ctx, inputs):  # noqa: F811
   session = Session()
   run = paint.run_paint(ctx, inputs["content"], inputs["style"], **{**PAINT, "steps": 300, "preview_every": 2},
                         session=session)  # fmt: skip
-  first = next(run)
-  assert first[1].startswith("step 2/300")
+  first = next(run)  # the latest report: step 2, or later on a busy machine
+  assert first[1].startswith("step ") and int(first[1].split()[1].split("/")[0]) % 2 == 0
   session.stop.set()
   *_, (image, summary, files, command) = run
   assert summary.startswith("stopped at step ") and int(summary.split()[3].split("/")[0]) < 300
