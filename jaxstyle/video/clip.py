@@ -33,7 +33,7 @@ from jaxstyle.runtime import placement
 from jaxstyle.settings.style import StyleConfig
 from jaxstyle.settings.video import VideoSettings
 from jaxstyle.video import frames
-from jaxstyle.video.optimize import Frame, Resume, frame_configs, temporal_target
+from jaxstyle.video.optimize import Frame, Resume, continued, frame_configs
 
 
 def coupling(
@@ -118,11 +118,7 @@ def _window(x, styles, settings, configs, network, previous, mask, devices, repo
   first, later = configs
   c, cuts = coupling(x, flow_size=settings.flow_size, weight=settings.temporal_loss,
                      cut_threshold=settings.cut_threshold)  # fmt: skip
-  temporal = None
-  if previous is not None:
-    target, matched = temporal_target(previous[0], x[0], previous[1], flow_size=settings.flow_size,
-                                      weight=settings.temporal_loss)  # fmt: skip
-    temporal = None if float(matched) < settings.cut_threshold else target
+  temporal = continued(previous, x[0], settings)
   shots = np.concatenate([[temporal is None], cuts])
   start = _start(x, styles, first, network, temporal, shots, c, mask, stop)
   if start is None:

@@ -130,7 +130,7 @@ def stylize_clip(
     if previous is not None and x.shape != previous[0].shape:
       raise InputError(f"frame {i} is {x.shape[1]}x{x.shape[0]} px, the clip's first {previous[0].shape[1]}x"
                        f"{previous[0].shape[0]}")  # fmt: skip
-    temporal = _temporal(previous, x, settings)
+    temporal = continued(previous, x, settings)
     report = None if callback is None else functools.partial(callback, i)
     result = stylize(x, styles, configs[temporal is not None], params=params, mask=mask, temporal=temporal,
                      callback=report, stop=stop)  # fmt: skip
@@ -143,8 +143,9 @@ def stylize_clip(
     yield Frame(out, temporal is None, result, time.perf_counter() - t0, Resume(i + 1, x, out))
 
 
-def _temporal(previous, x: np.ndarray, settings: VideoSettings) -> Temporal | None:
-  """The frame's temporal target, or ``None`` where a shot starts (no previous frame, or a cut)."""
+def continued(previous, x: np.ndarray, settings: VideoSettings) -> Temporal | None:
+  """The temporal target of frame ``x`` against ``previous`` (its predecessor and that one's output), or ``None``
+  where a shot starts (no previous frame, or a cut)."""
   if previous is None:
     return None
   frame, output = previous
