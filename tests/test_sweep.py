@@ -74,6 +74,32 @@ def test_batches_and_padding_do_not_change_results(tiny_params):
   np.testing.assert_allclose(one.images, whole.images, atol=1e-5)
 
 
+@pytest.mark.parametrize("batching", ["map", "vmap"])
+def test_stop_keeps_every_member_as_far_as_it_got(tiny_params, batching):
+  config = base(steps=8)
+  spec = sweep.SweepSpec(ratios=(1e-5, 1e-3, 1e-1))
+  _, members, _ = spec.grid(config)
+  reports = []
+  r = sweep.stylize_sweep(CONTENT, STYLE, config, spec.weights(config), params=tiny_params, batching=batching,
+                          batch_size=1 if batching == "map" else None, callback=reports.append,
+                          stop=lambda: bool(reports))  # fmt: skip
+  assert r.status == "stopped" and r.images.shape == (3,) + CONTENT.shape and len(r.losses) == 3
+  assert [p.step for p in reports] == [2]
+  if batching == "vmap":  # one batch: every member stopped at the first report
+    assert r.steps_done == (2, 2, 2)
+    return
+  # map: the first member as a stylize stopped there, bit for bit; those not begun as they start
+  assert r.steps_done == (2, 0, 0) and r.history["total"].shape == (3, 2) and np.isnan(r.history["total"][1:]).all()
+  first = js.stylize(CONTENT, STYLE, members[0], params=tiny_params, stop=lambda: True)
+  np.testing.assert_array_equal(r.images[0], first.image)
+  for i in (1, 2):
+    alone = js.stylize(CONTENT, STYLE, members[i].set(steps=0), params=tiny_params)
+    np.testing.assert_array_equal(r.images[i], alone.image)
+    assert r.losses[i]["total"] == pytest.approx(alone.losses["total"], rel=1e-6)
+  done = sweep.stylize_sweep(CONTENT, STYLE, config, spec.weights(config), params=tiny_params, batching="map")
+  assert done.status == "completed" and done.steps_done == (8, 8, 8)
+
+
 def test_out_of_memory_halves_the_batch(tiny_params, monkeypatch):
   real = sweep.optimize
   seen = []

@@ -74,6 +74,8 @@ class SweepResult:
     timings: ``compile_s``, ``run_s``, ``image_steps_per_s`` (members x steps / s),
       ``batch`` (members per compiled batch, or run at once with ``"map"``) and ``devices``.
     batching: how the members ran, ``"map"`` or ``"vmap"`` (see the module).
+    status: ``"completed"``, or ``"stopped"`` (``stop()`` returned true: every member as far as it got).
+    steps_done: the steps each member ran (fewer than the config's after a stop; 0 for one that had not begun).
   """
 
   images: np.ndarray
@@ -81,6 +83,8 @@ class SweepResult:
   losses: list[dict[str, float]]
   timings: dict[str, float]
   batching: str = "vmap"
+  status: str = "completed"
+  steps_done: tuple[int, ...] = ()
 
   @property
   def exact(self) -> bool:
@@ -116,6 +120,7 @@ def stylize_sweep(
   devices: Sequence[jax.Device] | None = None,
   callback: Callable[[Progress], None] | None = None,
   batching: str = "auto",
+  stop: Callable[[], bool] | None = None,
 ) -> SweepResult:
   """Runs one stylization per member of ``weights``, members side by side or in batched programs.
 
@@ -135,6 +140,9 @@ def stylize_sweep(
     devices: devices to run the members on (default all local devices).
     callback: progress of the first member of each batch.
     batching: ``"auto"``, ``"map"`` or ``"vmap"`` (see the module).
+    stop: polled after every chunk (as :func:`~jaxstyle.stylize`'s); when it returns true the running members
+      end with their images so far and the members not yet begun keep their start image (their loss evaluated
+      there), with ``status == "stopped"``.
 
   Returns:
     :class:`SweepResult`.
@@ -152,12 +160,13 @@ def stylize_sweep(
   mode = resolve_batching(batching, devices)
   if mode == "map":
     run = functools.partial(_run_members, problem.start, params, problem.targets, weights, config, devices)
-    parts, batch = run(batch_size or len(devices), callback=callback)
+    parts, batch = run(batch_size or len(devices), callback=callback, stop=stop)
   else:
     mesh = jax.sharding.Mesh(np.asarray(devices), ("batch",))
     params, targets = jax.device_put((params, problem.targets), NamedSharding(mesh, P()))
     first = -(-min(batch_size or total, total) // mesh.size) * mesh.size
-    parts, batch = _run_batches(problem.start, params, targets, weights, config, mesh, first, callback=callback)
+    parts, batch = _run_batches(problem.start, params, targets, weights, config, mesh, first, callback=callback,
+                                stop=stop)  # fmt: skip
   return _collect(parts, content_rgb, config, total, batch, len(devices), mode)
 
 
@@ -177,17 +186,21 @@ def _members(weights: losses.LossWeights) -> int:
   return sizes.pop()
 
 
-def _run_members(x0, params, targets, weights, config, devices, at_once: int, *, callback) -> tuple[list[_Part], int]:
+def _run_members(
+  x0, params, targets, weights, config, devices, at_once: int, *, callback, stop
+) -> tuple[list[_Part], int]:
   """Every member alone with the single-image programs, ``at_once`` of them side by side on the devices in
-  turn (halved while they do not fit in memory together)."""
+  turn (halved while they do not fit in memory together); after a stop, those left as they start."""
   total = _members(weights)
-  parts, start = [], 0
+  parts, start, stopped = [], 0, False
   while start < total:
     group = range(start, min(start + at_once, total))
     members = [Member(x0, params, targets, _take(weights, i), device=devices[j % len(devices)])
                for j, i in enumerate(group)]  # fmt: skip
     try:
-      runs = optimize_members(members, config, callback=callback)
+      runs = optimize_members(members, _after_stop(config) if stopped else config, callback=callback, stop=stop)
+      runs = [dataclasses.replace(r, status="stopped") for r in runs] if stopped else runs
+      stopped = stopped or any(r.status == "stopped" for r in runs)
     except (jax.errors.JaxRuntimeError, ResourceError) as e:
       if at_once == 1 or (not isinstance(e, ResourceError) and not _is_oom(e)):
         raise
@@ -198,18 +211,21 @@ def _run_members(x0, params, targets, weights, config, devices, at_once: int, *,
   return parts, at_once
 
 
-def _run_batches(x0, params, targets, weights, config, mesh, batch: int, *, callback) -> tuple[list[_Part], int]:
+def _run_batches(x0, params, targets, weights, config, mesh, batch: int, *, callback, stop) -> tuple[list[_Part], int]:
   """Every member, ``batch`` at a time (the last batch padded with copies: one executable for all), halving
-  the batch while it does not fit in memory."""
+  the batch while it does not fit in memory; after a stop, the batches left as they start."""
   total, n_dev = _members(weights), mesh.size
   sharded = NamedSharding(mesh, P("batch"))
-  parts, start = [], 0
+  parts, start, stopped = [], 0, False
   while start < total:
     idx = np.minimum(np.arange(start, start + batch), total - 1)
     xb = jax.device_put(np.broadcast_to(x0, (batch,) + x0.shape), sharded)
     try:
-      run = optimize(xb, params, targets, jax.device_put(_take(weights, idx), sharded), config, batched=True,
-                     callback=callback)  # fmt: skip
+      run = optimize(xb, params, targets, jax.device_put(_take(weights, idx), sharded),
+                     _after_stop(config) if stopped else config, batched=True, callback=callback,
+                     stop=stop)  # fmt: skip
+      run = dataclasses.replace(run, status="stopped") if stopped else run
+      stopped = stopped or run.status == "stopped"
     except (jax.errors.JaxRuntimeError, ResourceError) as e:
       if not isinstance(e, ResourceError) and not _is_oom(e):
         raise
@@ -227,6 +243,12 @@ def _run_batches(x0, params, targets, weights, config, mesh, batch: int, *, call
   return parts, batch
 
 
+def _after_stop(config: StyleConfig) -> StyleConfig:
+  """The config of members left when a sweep stops: no steps, so each keeps its start image and its loss there
+  (the result still has every member)."""
+  return config.set(steps=0)
+
+
 def _collect(parts: list[_Part], content, config, total: int, batch: int, n_dev: int, mode: str) -> SweepResult:
   """The members in order, padding dropped; images finished (colour) and gathered from every process."""
   one = mode == "map"  # a member's own Run has no batch axis
@@ -238,19 +260,26 @@ def _collect(parts: list[_Part], content, config, total: int, batch: int, n_dev:
   # to_host: with devices in several processes, every process gathers every member
   images = np.concatenate([np.stack([finish(im, content, config) for im in rows(to_host(p.run.image), p.keep)])
                            for p in parts])  # fmt: skip
-  keys = parts[0].run.history
-  history = {
-    k: keys[k] if k == "step" else np.concatenate([rows(p.run.history[k], p.keep) for p in parts]) for k in keys
-  }
+  longest = max(parts, key=lambda p: len(p.run.history["step"])).run.history
+  history = {k: longest[k] if k == "step" else _rows([rows(p.run.history[k], p.keep) for p in parts]) for k in longest}
   finals = [{k: float(np.ravel(v)[i]) for k, v in p.run.losses.items()} for p in parts for i in range(p.keep)]
+  steps_done = tuple(int(p.run.step) for p in parts for _ in range(p.keep))
   run_s = sum(p.run_s for p in parts)
   timings = {"compile_s": sum(p.run.timings["compile_s"] for p in parts), "run_s": run_s}
-  timings.update(
-    image_steps_per_s=total * config.run.steps / run_s if run_s > 0 else 0.0,
-    batch=batch,
-    devices=n_dev,
-  )
-  return SweepResult(images=images, history=history, losses=finals, timings=timings, batching=mode)
+  status = "stopped" if any(p.run.status == "stopped" for p in parts) else "completed"
+  image_steps = total * config.run.steps if status == "completed" else sum(steps_done)
+  timings.update(image_steps_per_s=image_steps / run_s if run_s > 0 else 0.0, batch=batch, devices=n_dev)
+  return SweepResult(images=images, history=history, losses=finals, timings=timings, batching=mode, status=status,
+                     steps_done=steps_done)  # fmt: skip
+
+
+def _rows(blocks: list[np.ndarray]) -> np.ndarray:
+  """One history's blocks of members stacked, NaN-padded to the longest (members a stop cut short ran fewer)."""
+  n = max(b.shape[1] for b in blocks)
+  if all(b.shape[1] == n for b in blocks):
+    return np.concatenate(blocks)
+  return np.concatenate([np.pad(b.astype(np.float32), ((0, 0), (0, n - b.shape[1])), constant_values=np.nan)
+                         for b in blocks])  # fmt: skip
 
 
 # --------------------------------------------------------------------------- grids of settings
