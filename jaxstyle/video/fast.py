@@ -13,6 +13,7 @@ last frame): the continued run sees the same batches, so its outputs equal an un
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import jax
@@ -143,15 +144,23 @@ def clip_frames(
   done = 0
   if resume is not None:
     done, state, cond = resume.done, ClipState(*(jnp.asarray(a) for a in resume.state)), resume.condition
-  for batch in frames_.batches(frames, settings.batch):
-    x = _batch_frames(batch, settings.size, None if state is None else state.frame.shape, done)
-    if cond is None:  # one condition for the whole clip, from its first frame where the content matters
-      cond = _condition(x[0], styles, settings, networks)
-      state = initial_state(x.shape[1:3])
-    n = len(batch)
-    if n < settings.batch:  # the last batch, padded with its last frame: one program for the whole clip
-      x = np.concatenate([x, np.repeat(x[-1:], settings.batch - n, axis=0)])
-    styled = fast.render(x, cond, settings, networks, mask=mask)
+
+  def padded(batches: Iterable[list]) -> Iterator[tuple[np.ndarray, int, jax.Array]]:
+    nonlocal cond, state
+    at = done
+    for batch in batches:
+      x = _batch_frames(batch, settings.size, None if state is None else state.frame.shape, at)
+      if cond is None:  # one condition for the whole clip, from its first frame where the content matters
+        cond = _condition(x[0], styles, settings, networks)
+        state = initial_state(x.shape[1:3])
+      n = len(batch)
+      if n < settings.batch:  # the last batch, padded with its last frame: one program for the whole clip
+        x = np.concatenate([x, np.repeat(x[-1:], settings.batch - n, axis=0)])
+      at += n
+      yield x, n, cond
+
+  render = lambda x, c: fast.render(x, c, settings, networks, mask=mask)
+  for x, n, styled in _ahead(padded(frames_.batches(frames, settings.batch)), render):
     if settings.consistency:
       state, outs, cuts = _consistent_chunk(state, x, styled, settings=settings)
       outs, cuts = np.asarray(outs), np.asarray(cuts)
@@ -160,6 +169,21 @@ def clip_frames(
     done += n
     for i in range(n):
       yield ClipFrame(outs[i], bool(cuts[i]), Resume(done, state, cond) if i == n - 1 else None)
+
+
+def _ahead(batches: Iterator[tuple], render) -> Iterator[tuple[np.ndarray, int, np.ndarray]]:
+  """``(x, n, render(x, cond))`` for each batch, the next batch rendered on a worker thread while the caller
+  makes this one consistent: the solve runs on one core, so the network gets the other (the same numbers
+  as one after the other)."""
+  with ThreadPoolExecutor(max_workers=1) as pool:
+    pending = None
+    for x, n, cond in batches:
+      job = pool.submit(render, x, cond)
+      if pending is not None:
+        yield pending[0], pending[1], pending[2].result()
+      pending = (x, n, job)
+    if pending is not None:
+      yield pending[0], pending[1], pending[2].result()
 
 
 def _batch_frames(batch: list, size: int | None, want: tuple | None, done: int) -> np.ndarray:
