@@ -12,6 +12,7 @@ import shutil
 import signal
 from fractions import Fraction
 
+import h5py
 import numpy as np
 import pytest
 
@@ -249,6 +250,28 @@ def test_a_resume_that_does_not_fit_gets_one_line_and_changes_nothing(written, c
   assert "o.mp4: no such file" in capsys.readouterr().err
   assert written.run(*args, "-o", out)[0] == 0  # without --resume: a new run, the state replaced, then removed
   assert not state.exists() and video.frames_written(out) == N
+
+
+@pytest.mark.slow
+def test_a_resume_with_other_vgg_weights_is_refused(written, clip, tmp_path, tiny_weights_file, capsys):
+  other = tmp_path / "other_vgg19.h5"
+  shutil.copy(tiny_weights_file, other)
+  with h5py.File(other, "r+") as f:  # one bias changed: the same layout, other pictures
+    name = next(k for k in _datasets(f) if k.endswith("bias"))
+    f[name][...] = f[name][...] + 1.0
+  args = [*command(clip, "optimize"), "-o", tmp_path / "o"]
+  assert written.run(*args, stop_after=1)[0] == 130
+  capsys.readouterr()
+  assert written.run(*args, "--weights", other, "--resume")[0] == 2
+  err = capsys.readouterr().err
+  assert "weights_sha256" in err and err.count("\n") == 1, err
+  assert written.run(*args, "--weights", tiny_weights_file, "--resume")[0] == 0  # the same file, named: goes on
+
+
+def _datasets(group) -> list[str]:
+  out = []
+  group.visititems(lambda name, obj: out.append(name) if hasattr(obj, "shape") else None)
+  return out
 
 
 @pytest.mark.slow

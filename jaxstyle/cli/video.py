@@ -16,7 +16,7 @@ from typing import NamedTuple
 from jaxstyle.cli import common
 from jaxstyle.cli import fast as fast_cli
 from jaxstyle.cli.common import CliError
-from jaxstyle.io import checkpoint, images
+from jaxstyle.io import checkpoint, images, magenta_weights, vgg_weights
 from jaxstyle.io import video as videoio
 from jaxstyle.io.files import file_digest, sidecar_path, write_json
 from jaxstyle.settings.style import StyleConfig
@@ -235,7 +235,17 @@ def _state_key(args, settings: VideoSettings) -> dict:
   recipe = _recipe(args).to_dict() if settings.method == "optimize" else None
   return {"video": settings.to_dict(), "recipe": recipe, "input": os.path.abspath(args.input),
           "style_sha256": [_digest(p) for p in args.style], "mask_sha256": _digest(settings.mask),
-          "model_sha256": _digest(args.model)}  # fmt: skip
+          "model_sha256": _digest(args.model),
+          "weights_sha256": [_digest(p) for p in _network_files(args, settings)]}  # fmt: skip
+
+
+def _network_files(args, settings: VideoSettings) -> list[str]:
+  """The weight files the frames are made from (other weights must not continue a state): the VGG19 for
+  optimize, the fast networks' files for fast (``--model`` is in the key already)."""
+  if settings.method == "optimize":
+    return [os.fspath(args.weights or vgg_weights.default_path())]
+  candidates = (magenta_weights.default_arbitrary_path(), magenta_weights.default_multistyle26_path())
+  return [os.fspath(p) for p in candidates if os.path.isfile(p)]
 
 
 def _load_state(output: str, key: dict) -> checkpoint.Saved:
