@@ -19,10 +19,10 @@ from jaxstyle.optim.stylize import stylize  # noqa: E402
 from jaxstyle.settings import presets  # noqa: E402
 from jaxstyle.settings.fast import FastSettings  # noqa: E402
 from jaxstyle.ui import app as workbench  # noqa: E402
-from jaxstyle.ui import instant, paint, sweep  # noqa: E402
+from jaxstyle.ui import instant, paint, sweep, video  # noqa: E402
 from jaxstyle.ui.context import Context  # noqa: E402
 from jaxstyle.ui.jobs import Session  # noqa: E402
-from tests.test_ui_helpers import inputs, tiny_fast  # noqa: E402, F401
+from tests.test_ui_helpers import clip_frames, inputs, tiny_fast, write_clip  # noqa: E402, F401
 
 PAINT = dict(preset="gatys", ratio_log10=-3.0, size=40, steps=6, coarse=False, coarse_steps=0, colour="none",
              preview_every=3)  # fmt: skip
@@ -204,8 +204,139 @@ def test_sweep_gives_members_their_scores_the_front_and_their_commands(ctx, inpu
   assert config.loss == member.loss
 
 
-def test_the_app_has_the_three_endpoints_and_a_session_state(ctx, tiny_params, tiny_fast):  # noqa: F811
+def test_the_app_has_the_four_endpoints_and_a_session_state(ctx, tiny_params, tiny_fast):  # noqa: F811
   app = workbench.build_app(params=tiny_params, networks=tiny_fast, outputs=ctx.outputs)
   names = {d.get("api_name") for d in app.config["dependencies"] if d.get("api_visibility", "public") == "public"}
-  assert {"fast", "stylize", "sweep"} <= names
+  assert {"fast", "stylize", "sweep", "video"} <= names
   assert app.outputs == ctx.outputs.resolve()
+
+
+def test_sweep_stop_keeps_every_member_with_fewer_steps(ctx, inputs):  # noqa: F811
+  session = Session()
+  run = sweep.run_sweep(ctx, inputs["content"], inputs["style"], "gatys", "1e-3, 1e-2, 1e-1", "", 40, 200, session)
+  first = next(run)  # the first report: the first member is running
+  assert first[3].startswith("3 members: step ")
+  session.stop.set()
+  *_, (gallery, table, records, summary, _) = run
+  assert len(gallery) == len(records) == 3 and summary.startswith("stopped: 3 members")
+  assert 0 < records[0]["steps_done"] < 200 and [r["steps_done"] for r in records[1:]] == [0, 0]
+  assert all(Path(r["image"]).exists() and np.isfinite(r["content_distance"]) for r in records)
+  assert set(table["Pareto front"]) <= {sweep.FRONT, sweep.DOMINATED}
+
+
+# --------------------------------------------------------------------------- the Video tab
+
+# quality 0: lossless H.264, whose frames decode the same whatever the encoder's threads decided (at 18 the same
+# frames encoded twice decoded differently here)
+VIDEO = dict(size=64, frames=0, strength=1.0, consistency=True, quality=0)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+  """A 6-frame clip with an audio track, a 12-frame one, a text file named .mp4 and a clip with no frame."""
+  import av
+
+  folder = tmp_path_factory.mktemp("ui_clips")
+  write_clip(folder / "six.mp4", frames=6, audio=True)
+  write_clip(folder / "twelve.mp4", frames=12)
+  (folder / "text.mp4").write_text("not a video")
+  with av.open(str(folder / "empty.avi"), "w") as c:  # a video stream, no frame in it (AVI keeps such a stream)
+    s = c.add_stream("libx264", rate=25)
+    s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+    c.start_encoding()
+  return {k: str(folder / f"{k}.{'avi' if k == 'empty' else 'mp4'}") for k in ("six", "twelve", "text", "empty")}
+
+
+def _library_clip(path: str, style, settings, networks, out: Path) -> np.ndarray:
+  """The clip's frames through :func:`jaxstyle.video.fast.clip_frames`, written as the command writes them."""
+  from jaxstyle.io import video as videoio
+  from jaxstyle.video import fast as vfast
+
+  info = videoio.probe(path)
+  frames = list(videoio.read_frames(path, start=settings.start, count=settings.frames))
+  outs = vfast.clip_frames((f.pixels for f in frames), [style], settings, networks)
+  with videoio.VideoWriter(out, rate=info.rate, time_base=info.time_base, start_time=frames[0].time,
+                           quality=settings.quality) as w:  # fmt: skip
+    for f, o in zip(frames, outs, strict=True):
+      w.write(o.output, time=f.time)
+  return clip_frames(out)
+
+
+def test_video_makes_the_librarys_clip_with_its_progress_record_and_command(ctx, inputs, clips, tiny_fast):  # noqa: F811
+  from jaxstyle.io import video as videoio
+  from jaxstyle.settings.video import VideoSettings
+
+  updates = list(video.run_video(ctx, clips["six"], inputs["style"], **{**VIDEO, "start": 1}))
+  (_, started, *_), previews, (_, summary, result, files, command) = updates[0], updates[1:-1], updates[-1]
+  assert started.startswith("frame 0/5: reading the clip")
+  assert previews and all(u[0].dtype == np.uint8 and u[0].shape == (48, 64, 3) for u in previews)
+  assert previews[-1][1].startswith("frame 5/5") and "frames/s" in previews[-1][1]
+  assert summary.startswith("done: 5/5 frames") and files == [result, str(Path(result).with_suffix(".json"))]
+  got = clip_frames(result)
+  settings = VideoSettings(size=64, start=1, quality=0)
+  want = _library_clip(clips["six"], images.load_image(inputs["style"]), settings, tiny_fast, ctx.outputs / "w.mp4")
+  np.testing.assert_array_equal(got, want)
+  with av_open(result) as c:  # the audio track came along
+    assert c.streams.audio
+  # the command names copies of the uploads in the job's folder and parses back into the run's settings
+  args = cli.build_parser().parse_args(shlex.split(command)[1:])
+  assert args.command == "video" and Path(args.input) == Path(result).with_name("clip.mp4")
+  assert Path(args.output) == Path(result) and args.style == [str(Path(result).with_name("style.png"))]
+  assert common.settings_from_args(VideoSettings(), args) == settings
+  assert videoio.probe(args.input).frames == 6
+
+
+def av_open(path):
+  import av
+
+  return av.open(str(path))
+
+
+def test_video_by_optimization_has_a_command_with_its_recipe(ctx, inputs, clips):  # noqa: F811
+  from jaxstyle.settings.video import VideoSettings
+
+  run = video.run_video(ctx, clips["six"], inputs["style"], method="optimize", preset="gatys", steps=4,
+                        later_steps=3, **{**VIDEO, "size": 40, "frames": 2})  # fmt: skip
+  *previews, (_, summary, result, _, command) = run
+  assert any("step " in u[1] for u in previews) and summary.startswith("done: 2/2 frames")
+  assert clip_frames(result).shape == (2, 30, 40, 3)
+  args = cli.build_parser().parse_args(shlex.split(command)[1:])
+  assert common.settings_from_args(VideoSettings(), args) == VideoSettings(method="optimize", size=40, frames=2,
+                                                                           later_steps=3, quality=0)  # fmt: skip
+  # the recipes the command's frames run (its size is the frames') are the run's
+  from jaxstyle.video import optimize as voptimize
+
+  recipe = common.config_from_args(args, resolve=False, other=frozenset({"--clip"}))
+  settings = common.settings_from_args(VideoSettings(), args)
+  want = voptimize.frame_configs(presets.get("gatys").set(steps=4), settings, (30, 40))
+  assert voptimize.frame_configs(recipe, settings, (30, 40)) == want and want[0].run.steps == 4
+  assert args.weights == ctx.weights_path
+
+
+def test_video_stop_keeps_a_playable_clip_of_the_frames_done(ctx, inputs, clips):  # noqa: F811
+  session = Session()
+  run = video.run_video(ctx, clips["twelve"], inputs["style"], **VIDEO, session=session)
+  assert next(run)[1].startswith("frame 0/12")
+  assert next(run)[1].split()[1] in {"1/12", "2/12", "3/12", "4/12"}  # a frame of the first batch
+  session.stop.set()  # the batch under way (4 frames) is finished and written, then the clip ends
+  *_, (_, summary, result, _, command) = run
+  assert summary.startswith("stopped: 4/12 frames") and clip_frames(result).shape[0] == 4
+  assert "--frames none" in command
+
+
+@pytest.mark.parametrize(
+  "clip, settings, message",
+  [
+    ("text", {}, "the clip: not a readable video"),
+    ("empty", {}, "the clip: no frames"),
+    (None, {}, "upload a clip"),
+    ("six", {"start": 6}, "start 6 is past the clip's 6 frames"),
+    ("six", {"source": "built-in", "method": "optimize"}, "the optimization matches a style image"),
+    ("six", {"size": 2}, "size"),
+  ],
+)
+def test_a_bad_clip_or_setting_is_one_line_in_the_page(ctx, inputs, clips, clip, settings, message):  # noqa: F811
+  path = clips[clip] if clip else None
+  got = _message(lambda: next(video.run_video(ctx, path, inputs["style"], **{**VIDEO, **settings})))
+  assert message in got and "\n" not in got and (not path or path not in got), got
+  assert not list(ctx.outputs.rglob("result.mp4"))

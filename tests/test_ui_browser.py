@@ -1,14 +1,17 @@
 """The web workbench in a real browser: Debian's chromium driven by selenium through its chromedriver (never a
 browser fetched at run time). Upload a content and a style, run Instant and a short Paint, watch the iterate
 arrive, a mask drawn in the page, Stop a run and keep its image, a bad upload shows its message and the next
-request works; a sweep's gallery, a member sent to Paint.
+request works; a sweep's gallery, a member sent to Paint, a sweep stopped; a clip uploaded and stylized, its
+result a video the browser plays, a bad clip's message.
 
-With ``JAXSTYLE_UI_SCREENSHOTS=DIR`` the page runs the real networks on the built-in samples and each tab's
-screenshot is saved to DIR (``ui_instant.png``, ``ui_paint.png``, ``ui_sweep.png``: the README's pictures).
+With ``JAXSTYLE_UI_SCREENSHOTS=DIR`` the page runs the real networks on the built-in samples (and the shared Big
+Buck Bunny clip where it is there) and each tab's screenshot is saved to DIR (``ui_instant.png``, ``ui_paint.png``,
+``ui_sweep.png``, ``ui_video.png``: the README's pictures).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import time
 from pathlib import Path
@@ -32,11 +35,12 @@ from jaxstyle.fast import stylize as fast  # noqa: E402
 from jaxstyle.io import images  # noqa: E402
 from jaxstyle.settings.fast import FastSettings  # noqa: E402
 from jaxstyle.ui import app as workbench  # noqa: E402
-from tests.test_ui_helpers import Server, tiny_networks, write_inputs  # noqa: E402
+from tests.test_ui_helpers import Server, tiny_networks, write_clip, write_inputs  # noqa: E402
 
 pytestmark = pytest.mark.slow
 CHROMIUM, DRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SAMPLES = Path(workbench.__file__).resolve().parents[1] / "samples"
+SHARED_CLIP = Path(__file__).resolve().parents[2] / "shared" / "videos" / "bigbuckbunny.mp4"
 SHOTS = os.environ.get("JAXSTYLE_UI_SCREENSHOTS")
 WAIT = 240 if SHOTS else 120
 
@@ -87,6 +91,15 @@ class Page:
         if attempt == 4:
           raise
         time.sleep(0.2)
+
+  def upload_clip(self, box: str, path: str) -> None:
+    """A file into a video box (the box shows a player once it has it)."""
+    clear = self.driver.find_elements(By.CSS_SELECTOR, f"#{box} button[aria-label='Clear']")
+    if clear:
+      clear[0].click()
+    self.wait_for(lambda d: d.find_elements(By.CSS_SELECTOR, f"#{box} input[type=file]"))
+    self.find(f"#{box} input[type=file]").send_keys(path)
+    self.wait_for(lambda d: d.find_elements(By.CSS_SELECTOR, f"#{box} video"))
 
   def number(self, box: str, value) -> None:
     field = self.find(f"#{box} input[type=number]")
@@ -140,6 +153,11 @@ def page(tmp_path_factory, tiny_params):
     nets = tiny_networks()
     app = workbench.build_app(params=tiny_params, networks=nets, outputs=folder / "outputs")
     files = write_inputs(folder, h=96, w=128)
+  if importlib.util.find_spec("av"):
+    shared = SHOTS and SHARED_CLIP.exists()
+    files["clip"] = str(SHARED_CLIP) if shared else str(write_clip(folder / "clip.mp4", frames=12, h=96, w=128))
+    (folder / "notes.mp4").write_text("not a video")
+    files["notes_clip"] = str(folder / "notes.mp4")
   server = Server(app)
   p = Page(server, files, nets, real=bool(SHOTS))
   yield p
@@ -261,3 +279,59 @@ def test_sweep_shows_its_members_and_sends_one_to_paint(page):
   page.find("#paint-more button").click()  # the accordion that holds the layers
   layers = page.wait_for(lambda d: d.find_elements(By.CSS_SELECTOR, "#paint-layers input, #paint-layers textarea"))
   assert layers[0].get_attribute("value").startswith("relu1_1:")
+
+
+def test_sweep_stop_keeps_every_member(page):
+  page.tab("Sweep")
+  page.number("sweep-steps", 1000)
+  page.find("#sweep-run").click()
+  page.wait_for(lambda d: "step" in page.text("sweep-progress"))
+  page.find("#sweep-stop").click()
+  page.wait_for(lambda d: page.text("sweep-progress").startswith("stopped: 3 members"))
+  assert len(page.driver.find_elements(By.CSS_SELECTOR, "#sweep-gallery img")) >= 3
+
+
+def _playable(page, box: str) -> dict:
+  """The result player's state: its source, duration and size once the browser has read the clip's header."""
+  return (
+    page.driver.execute_script(
+      "const v = document.querySelector(arguments[0]);"
+      "return v ? {src: v.currentSrc, ready: v.readyState, duration: v.duration, w: v.videoWidth} : null;",
+      f"#{box} video",
+    )
+    or {}
+  )
+
+
+def test_video_stylizes_a_clip_and_the_browser_plays_the_result(page):
+  if "clip" not in page.files:
+    pytest.skip("video needs PyAV (pip install 'jaxstyle[video]')")
+  page.tab("Video")
+  page.upload_clip("video-clip", page.files["notes_clip"])  # a bad clip first: its message, then a good one works
+  page.upload("video-style", page.files["style"])
+  page.find("#video-run").click()
+  page.wait_for(lambda d: page.toast("not a readable video"))
+  page.upload_clip("video-clip", page.files["clip"])
+  page.number("video-size", 256 if page.real else 64)
+  page.number("video-frames", 24 if page.real else 0)
+  t0 = time.perf_counter()
+  page.find("#video-run").click()
+  seen = []  # the progress lines shown while it ran (the tiny networks' batches may all come within one update)
+  while not page.text("video-progress").startswith("done"):
+    text = page.text("video-progress")
+    if text.startswith("frame") and (not seen or seen[-1] != text):
+      seen.append(text)
+    assert time.perf_counter() - t0 < WAIT
+    time.sleep(0.02)
+  assert seen or not page.real, "no progress shown while the clip ran"
+  state = page.wait_for(lambda d: (lambda v: v if v.get("ready", 0) >= 1 and v.get("duration", 0) > 0 else None)(
+    _playable(page, "video-result")))  # fmt: skip
+  frames = 24 if page.real else 12
+  print(f"Video round trip ({frames} frames, {'real' if page.real else 'tiny'} networks): "
+        f"{time.perf_counter() - t0:.1f} s; {page.text('video-progress')}; progress seen: {seen}")  # fmt: skip
+  assert state["src"].startswith(page.server.url) and state["w"] > 0
+  assert state["duration"] == pytest.approx(frames / 25, abs=0.1)
+  assert "jaxstyle video " in page.find("#video-command").text
+  links = page.driver.find_elements(By.CSS_SELECTOR, "#video-files a")
+  assert {Path(a.get_attribute("href").split("?")[0]).suffix for a in links} >= {".mp4", ".json"}
+  page.screenshot("ui_video.png")

@@ -79,3 +79,36 @@ class Server:
 
   def close(self) -> None:
     self.app.close()
+
+
+def write_clip(path: Path, *, frames: int = 6, h: int = 48, w: int = 64, audio: bool = False) -> Path:
+  """A short H.264 clip written with PyAV: a texture panning 2 px a frame to the right (and a 440 Hz AAC tone as
+  long, with ``audio``)."""
+  import av
+
+  big = rng_image(7, h, w + 2 * frames)
+  with av.open(str(path), "w") as c:
+    v = c.add_stream("libx264", rate=25)
+    v.width, v.height, v.pix_fmt = w, h, "yuv420p"
+    v.options = {"crf": "10"}
+    a = c.add_stream("aac", rate=48000, layout="mono") if audio else None
+    for t in range(frames):
+      frame = images.to_uint8(big[:, 2 * frames - 2 * t : 2 * frames - 2 * t + w])
+      c.mux(v.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
+    c.mux(v.encode())
+    if a is not None:
+      n = 48000 * frames // 25
+      tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(n) / 48000)).astype(np.float32)[None]
+      for k in range(0, n, 1024):
+        chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, k : k + 1024]), format="fltp", layout="mono")
+        chunk.sample_rate, chunk.pts = 48000, k
+        c.mux(a.encode(chunk))
+      c.mux(a.encode())
+  return path
+
+
+def clip_frames(path) -> np.ndarray:
+  """Every frame of a clip, ``(T, H, W, 3)`` uint8."""
+  from jaxstyle.io import video
+
+  return np.stack([f.pixels for f in video.read_frames(path)])

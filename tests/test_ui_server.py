@@ -4,6 +4,7 @@ seconds, makes no request beyond the machine, and Ctrl-C ends it cleanly."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shlex
 import signal
@@ -25,7 +26,7 @@ from jaxstyle.io import images  # noqa: E402
 from jaxstyle.settings.fast import FastSettings  # noqa: E402
 from jaxstyle.ui import app as workbench  # noqa: E402
 from tests import processes  # noqa: E402
-from tests.test_ui_helpers import Server, tiny_networks, write_inputs  # noqa: E402
+from tests.test_ui_helpers import Server, clip_frames, tiny_networks, write_clip, write_inputs  # noqa: E402
 
 pytestmark = pytest.mark.slow
 Client, handle_file = gradio_client.Client, gradio_client.handle_file
@@ -43,7 +44,11 @@ def served(tmp_path_factory, tiny_params, tiny_weights_file):
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-  return write_inputs(tmp_path_factory.mktemp("ui_files"), h=64, w=80)
+  folder = tmp_path_factory.mktemp("ui_files")
+  files = write_inputs(folder, h=64, w=80)
+  if importlib.util.find_spec("av"):
+    files["clip"] = str(write_clip(folder / "clip.mp4", frames=5, audio=True))
+  return files
 
 
 def client(url: str, tmp_path: Path) -> Client:
@@ -65,6 +70,20 @@ def paint_args(files, **kw):
        "ratio": -3.0, "size": 64, "steps": 8, "coarse": False, "coarse_steps": 0, "colour": "none", "mask": None,
        "start": None, "layers": "", "every": 4, "sketch": None}  # fmt: skip
   return list({**a, **kw}.values())
+
+
+def video_args(files, **kw):
+  """/video's inputs in order (quality 0: lossless H.264, whose frames decode the same whatever the encoder's
+  threads decided)."""
+  a = {"clip": handle_file(files["clip"]), "style": handle_file(files["style"]), "source": "upload",
+       "builtin": 0, "method": "fast", "preset": "gatys", "steps": 4, "later": 3, "size": 64, "start": 0,
+       "frames": 0, "strength": 1.0, "consistency": True, "quality": 0}  # fmt: skip
+  return list({**a, **kw}.values())
+
+
+def _video(result) -> str:
+  """The path of a Video output as gradio_client gives it."""
+  return result["video"] if isinstance(result, dict) else result
 
 
 def test_fast_returns_the_librarys_pixels(served, files, tmp_path):
@@ -102,6 +121,54 @@ def test_two_clients_are_queued_and_both_finish(served, files, tmp_path):
   assert a1 <= b0, "one optimization at a time"
   # each client's session has its own folder
   assert Path(results[0][0]).parent.parent.name != Path(results[1][0]).parent.parent.name
+
+
+def test_video_returns_the_librarys_frames(served, files, tmp_path):
+  pytest.importorskip("av")
+  from jaxstyle.io import video as videoio
+  from jaxstyle.settings.video import VideoSettings
+  from jaxstyle.video import fast as vfast
+
+  server, nets = served
+  _, summary, result, outputs, command = client(server.url, tmp_path).predict(*video_args(files, start=1),
+                                                                             api_name="/video")  # fmt: skip
+  assert summary.startswith("done: 4/4 frames") and command.startswith("jaxstyle video ")
+  record = json.loads(Path(next(f for f in outputs if f.endswith(".json"))).read_text())
+  assert record["reproduce"] == command and record["frames"] == 4 and record["interrupted"] is None
+  frames = list(videoio.read_frames(files["clip"], start=1))
+  settings = VideoSettings(size=64, start=1, quality=0)
+  outs = vfast.clip_frames([f.pixels for f in frames], [images.load_image(files["style"])], settings, nets)
+  info = videoio.probe(files["clip"])
+  with videoio.VideoWriter(tmp_path / "want.mp4", rate=info.rate, time_base=info.time_base,
+                           start_time=frames[0].time, quality=0) as w:  # fmt: skip
+    for f, o in zip(frames, outs, strict=True):
+      w.write(o.output, time=f.time)
+  np.testing.assert_array_equal(clip_frames(_video(result)), clip_frames(tmp_path / "want.mp4"))
+
+
+def test_video_by_optimization_returns_what_its_command_gives(served, files, tmp_path):
+  pytest.importorskip("av")
+  server, _ = served
+  args = video_args(files, method="optimize", size=64, frames=3)
+  _, summary, result, outputs, command = client(server.url, tmp_path).predict(*args, api_name="/video")
+  assert summary.startswith("done: 3/3 frames") and "--method optimize" in command and "--weights " in command
+  words = shlex.split(command)
+  words[words.index("-o") + 1] = str(tmp_path / "again.mp4")
+  assert cli.main([*words[1:], "-q"]) == 0
+  got, again = clip_frames(_video(result)).astype(int), clip_frames(tmp_path / "again.mp4").astype(int)
+  assert got.shape == again.shape == (3, 48, 64, 3)
+  assert np.max(np.abs(got - again)) <= 2  # float rounding's last level, through the YUV conversion
+
+
+def test_a_bad_clip_is_a_message_and_the_server_stays_up(served, files, tmp_path):
+  pytest.importorskip("av")
+  server, _ = served
+  c = client(server.url, tmp_path)
+  notes = tmp_path / "notes.mp4"
+  notes.write_text("not a video")
+  with pytest.raises(gradio_client.exceptions.AppError, match="the clip: not a readable video"):
+    c.predict(*video_args(files, clip=handle_file(str(notes))), api_name="/video")
+  assert c.predict(*video_args(files, frames=2), api_name="/video")[1].startswith("done: 2/2 frames")
 
 
 def _job_threads() -> list[threading.Thread]:
@@ -213,3 +280,22 @@ def test_fast_at_512_px_equals_the_cli_with_the_real_networks(real_fast, tmp_pat
   ran = processes.run(processes.jaxstyle_command("fast", content, style, "-o", out, "--size", "512", "-q"))
   assert ran.returncode == 0, ran.stderr
   np.testing.assert_array_equal(images.load_image(got), images.load_image(out))
+
+
+@pytest.mark.real_weights
+def test_video_equals_the_cli_with_the_real_networks(real_fast, tmp_path):
+  pytest.importorskip("av")
+  files = {**write_inputs(tmp_path, h=64, w=80), "clip": str(write_clip(tmp_path / "clip.mp4", frames=6))}
+  app = workbench.build_app(outputs=tmp_path / "outputs")  # the real networks, loaded on first use
+  server = Server(app)
+  try:
+    t = time.perf_counter()
+    _, _, result, _, command = client(server.url, tmp_path).predict(*video_args(files, size=128), api_name="/video")
+    print(f"Video round trip, 6 frames at 128 px: {time.perf_counter() - t:.2f} s")
+  finally:
+    server.close()
+  words = shlex.split(command)
+  words[words.index("-o") + 1] = str(tmp_path / "cli.mp4")
+  ran = processes.run(processes.jaxstyle_command(*words[1:], "-q"))
+  assert ran.returncode == 0, ran.stderr
+  np.testing.assert_array_equal(clip_frames(_video(result)), clip_frames(tmp_path / "cli.mp4"))

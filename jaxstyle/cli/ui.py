@@ -15,9 +15,10 @@ from jaxstyle.cli.common import CliError
 def add_parser(sub) -> None:
   p = sub.add_parser(
     "ui",
-    help="the web workbench: Instant, Paint (live) and Sweep in the browser",
+    help="the web workbench: Instant, Paint (live), Sweep and Video in the browser",
     description="Serve the web workbench (Gradio) until Ctrl-C: fast stylization, the optimization with its "
-    "picture live, sweeps with their Pareto plot, each with a named API endpoint (/fast, /stylize, /sweep). "
+    "picture live, sweeps with their Pareto plot, clips frame after frame, each with a named API endpoint (/fast, "
+    "/stylize, /sweep, /video). "
     "Binds 127.0.0.1 unless --host says otherwise; no share link, no analytics. Needs pip install 'jaxstyle[ui]'.",
   )
   p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")

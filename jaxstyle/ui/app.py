@@ -17,7 +17,7 @@ from pathlib import Path  # noqa: E402
 import gradio as gr  # noqa: E402
 
 from jaxstyle.fast.stylize import Networks  # noqa: E402
-from jaxstyle.ui import instant, paint, sweep  # noqa: E402
+from jaxstyle.ui import instant, paint, sweep, video  # noqa: E402
 from jaxstyle.ui.context import Context  # noqa: E402
 from jaxstyle.ui.jobs import Session  # noqa: E402
 from jaxstyle.ui.uploads import MAX_FILE_SIZE  # noqa: E402
@@ -38,7 +38,8 @@ def build_app(
   weights_path: str | os.PathLike | None = None,
   outputs: str | os.PathLike | None = None,
 ) -> gr.Blocks:
-  """The workbench's page, queued: optimizations (Paint, Sweep) one at a time, Instant beside them.
+  """The workbench's page, queued: optimizations and clips (Paint, Sweep, Video) one at a time, Instant beside
+  them.
 
   Args:
     params: VGG19 params (default: loaded from ``weights_path`` or the default places on first use).
@@ -57,8 +58,8 @@ def build_app(
     session = gr.State(Session)  # a callable: one Session per browser session
     gr.Markdown(
       "## jaxstyle workbench\nInstant: Magenta's networks in one pass. Paint: the optimization (Gatys et al.), "
-      "shown live. Sweep: a grid of weightings and its Pareto plot. One optimization runs at a time; others wait "
-      "in the queue."
+      "shown live. Sweep: a grid of weightings and its Pareto plot. Video: a clip, frame after frame, without "
+      "flicker. One job (Paint, Sweep, Video) runs at a time; others wait in the queue."
     )
     with gr.Tabs() as tabs:
       with gr.Tab("Instant", id="instant", elem_id="tab-instant"):
@@ -67,6 +68,8 @@ def build_app(
         controls = paint.build(ctx, session)
       with gr.Tab("Sweep", id="sweep", elem_id="tab-sweep"):
         sweep.build(ctx, session, controls, tabs)
+      with gr.Tab("Video", id="video", elem_id="tab-video"):
+        video.build(ctx, session)
   app.queue(default_concurrency_limit=1)
   app.outputs = ctx.outputs
   app.context = ctx

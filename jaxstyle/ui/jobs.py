@@ -82,19 +82,32 @@ def snapshot(p) -> Snapshot:
                   float(p.steps_per_second), float(p.eta))  # fmt: skip
 
 
-def stream(run: Callable[[Callable, Callable[[], bool]], Any], stop: threading.Event) -> Generator[Snapshot, None, Any]:
-  """Runs ``run(callback, stop)`` on a thread and yields a :class:`Snapshot` of its latest report whenever one
-  came (older ones the page had no time for are dropped); returns what ``run`` returned (``yield from``).
+def _step_report(p) -> Snapshot | None:
+  """The lead member's due reports, as :class:`Snapshot` (the others: nothing)."""
+  return snapshot(p) if p.lead and p.report else None
 
-  Closing the generator (a closed page, a cancelled event) sets ``stop`` and waits for the run to end at its next
-  chunk boundary. An exception of ``run`` is raised here.
+
+def stream(
+  run: Callable[[Callable, Callable[[], bool]], Any],
+  stop: threading.Event,
+  *,
+  report: Callable[[Any], Any] = _step_report,
+) -> Generator[Any, None, Any]:
+  """Runs ``run(callback, stop)`` on a thread and yields its latest report whenever one came (older ones the
+  page had no time for are dropped); returns what ``run`` returned (``yield from``).
+
+  ``report`` turns what ``run`` passes to ``callback`` into what is yielded (``None``: nothing); the default
+  takes :class:`~jaxstyle.optim.loop.Progress` and yields a :class:`Snapshot` of each due report. Closing the
+  generator (a closed page, a cancelled event) sets ``stop`` and waits for the run to end at its next chunk
+  boundary. An exception of ``run`` is raised here.
   """
   reports: queue.Queue = queue.Queue()
   box: dict[str, Any] = {}
 
   def callback(p) -> None:
-    if p.lead and p.report:
-      reports.put(snapshot(p))
+    item = report(p)
+    if item is not None:
+      reports.put(item)
 
   def work() -> None:
     try:

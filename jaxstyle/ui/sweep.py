@@ -78,8 +78,9 @@ def run_sweep(
   kept = {"content": uploads.keep(content, folder, "content"), "style": uploads.keep(style, folder, "style")}
   params = ctx.vgg()
 
-  def run(callback, _stop):
-    return optim_sweep.stylize_sweep(content_rgb, [style_rgb], run_config, weights, params=params, callback=callback)
+  def run(callback, stopped):
+    return optim_sweep.stylize_sweep(content_rgb, [style_rgb], run_config, weights, params=params, callback=callback,
+                                     stop=stopped)  # fmt: skip
 
   t0 = time.perf_counter()
   try:
@@ -102,6 +103,7 @@ def run_sweep(
       "command": stylize_command(kept["content"], [kept["style"]], os.fspath(out), member, ctx.command_weights()),
       "layers": paint.layers_text(member.loss.style_layers),
       "ratio_log10": round(paint.log_ratio(member), 4),
+      "steps_done": int(result.steps_done[i]),
     })  # fmt: skip
   front = plot.pareto_front([r["content_distance"] for r in records], [r["style_distance"] for r in records])
   for r, f in zip(records, front, strict=True):
@@ -113,7 +115,15 @@ def run_sweep(
   gallery = [(r["image"], r["label"]) for r in records]
   choices = [(f"{i}: {r['label']}", i) for i, r in enumerate(records)]
   summary = f"{len(records)} members in {time.perf_counter() - t0:.1f} s"
+  if result.status == "stopped":  # every member as far as it got; those not begun are their start image
+    steps_done = ", ".join(str(n) for n in result.steps_done)
+    summary = f"stopped: {summary}, steps done {steps_done} of {int(steps)}"
   yield gallery, table(records), records, summary, gr.update(choices=choices, value=0)
+
+
+FRONT, DOMINATED = "on the front", "dominated"
+# The static pareto.png's colours: the front red, the others grey.
+FRONT_COLOURS = {FRONT: "#d62728", DOMINATED: "#7f7f7f"}
 
 
 def table(records: list[dict]) -> pd.DataFrame:
@@ -122,7 +132,7 @@ def table(records: list[dict]) -> pd.DataFrame:
     "content distance": [r["content_distance"] for r in records],
     "style distance": [r["style_distance"] for r in records],
     "member": [r["label"] for r in records],
-    "front": ["Pareto front" if r["pareto"] else "dominated" for r in records],
+    "Pareto front": [FRONT if r["pareto"] else DOMINATED for r in records],
   })  # fmt: skip
 
 
@@ -186,19 +196,27 @@ def build(ctx: Context, session: gr.State, paint_controls: dict, tabs: gr.Tabs) 
       with gr.Row():
         size = gr.Slider(64, 1024, value=128, step=16, label="Size (px)", elem_id="sweep-size")
         steps = gr.Slider(10, 1000, value=100, step=10, label="Steps", elem_id="sweep-steps")
-      go = gr.Button("Sweep", variant="primary", elem_id="sweep-run")
+      with gr.Row():
+        go = gr.Button("Sweep", variant="primary", elem_id="sweep-run")
+        halt = gr.Button("Stop", variant="stop", elem_id="sweep-stop")
       progress = gr.Textbox(label="Progress", interactive=False, elem_id="sweep-progress")
     with gr.Column(scale=2):
       gallery = gr.Gallery(label="Members", columns=4, height=300, elem_id="sweep-gallery")
-      pareto = gr.ScatterPlot(x="content distance", y="style distance", color="front", tooltip="all",
-                              title="Style against content distance (lower left is better on both)", height=300,
-                              elem_id="sweep-plot")  # fmt: skip
-      choice = gr.Dropdown(choices=[], label="Member", elem_id="sweep-member")
-      details = gr.Markdown(elem_id="sweep-details")
+      with gr.Row():
+        # Gradio's ScatterPlot (Vega-Lite) takes no log scale and no tick count: its ticks follow its width, so it
+        # shares the row with the member's details (fewer, readable ticks), with three significant digits.
+        pareto = gr.ScatterPlot(x="content distance", y="style distance", color="Pareto front", tooltip="all",
+                                title="Style against content distance (lower left is better on both)",
+                                x_title="content distance", y_title="style distance", color_title="Pareto front",
+                                color_map=FRONT_COLOURS, x_axis_format=".3~g", y_axis_format=".3~g", height=300,
+                                scale=3, elem_id="sweep-plot")  # fmt: skip
+        with gr.Column(scale=2):
+          choice = gr.Dropdown(choices=[], label="Member", elem_id="sweep-member")
+          details = gr.Markdown(elem_id="sweep-details")
+          send = gr.Button("Refine in Paint", elem_id="sweep-send")
       command = gr.Code(
         label="Its command", language="shell", interactive=False, wrap_lines=True, elem_id="sweep-command"
       )
-      send = gr.Button("Refine in Paint", elem_id="sweep-send")
       members = gr.JSON(visible=False)
   go.click(
     functools.partial(run_sweep, ctx),
@@ -208,6 +226,7 @@ def build(ctx: Context, session: gr.State, paint_controls: dict, tabs: gr.Tabs) 
     concurrency_id="device",
     concurrency_limit=1,
   )
+  halt.click(lambda s: s.stop.set(), inputs=session, api_visibility="private", queue=False)
   choice.change(member_details, inputs=[choice, session], outputs=[details, command], api_visibility="private")
   gallery.select(nearest, inputs=session, outputs=choice, api_visibility="private")
   pareto.select(nearest, inputs=session, outputs=choice, api_visibility="private")

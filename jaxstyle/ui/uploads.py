@@ -54,10 +54,10 @@ def read(path: str | None, what: str, *, required: bool = True) -> np.ndarray | 
     raise gr.Error(f"{what}: {one_line(e).replace(str(path) + ': ', '')}", print_exception=False) from None
 
 
-def keep(path: str, folder: Path, stem: str) -> str:
+def keep(path: str, folder: Path, stem: str, *, default_suffix: str = ".png") -> str:
   """Copies an upload into a job's folder byte for byte (so the job's command reads the very pixels the app
-  read), keeping its suffix; returns the copy's path."""
-  suffix = Path(path).suffix.lower() or ".png"
+  read), keeping its suffix (``default_suffix`` where it has none); returns the copy's path."""
+  suffix = Path(path).suffix.lower() or default_suffix
   dest = folder / f"{stem}{suffix}"
   shutil.copyfile(path, dest)
   return os.fspath(dest)
