@@ -7,7 +7,7 @@ WEIGHTS ?= weights/vgg19.h5
 FAST_WEIGHTS := $(dir $(WEIGHTS))magenta_arbitrary.h5
 export JAXSTYLE_WEIGHTS := $(abspath $(WEIGHTS))
 
-.PHONY: all install weights demo test test-fast lint bench quality gallery clean browser
+.PHONY: all install weights demo test test-fast lint bench bench-neural-style quality gallery clean browser
 
 all: demo
 
@@ -62,6 +62,12 @@ bench: $(STAMP) $(WEIGHTS) $(FAST_WEIGHTS)
 # The default recipe against the neural-style preset on Gatys et al.'s Fig. 2 pairs (about 55 min on 2 cores).
 quality: $(STAMP) $(WEIGHTS)
 	$(BIN)/python bench/bench_quality.py --out-dir quality
+
+# neural-style 0.5.7 itself (the PyTorch port users install, CPU build) beside the default recipe on the same pairs,
+# with the VGG19 exported from ours; opt-in: installs the reference-neural-style extra (about 2 h on 2 cores).
+bench-neural-style: $(STAMP) $(WEIGHTS)
+	$(BIN)/python -m pip install -q -e '.[reference-neural-style]'
+	$(BIN)/python bench/bench_neural_style.py --out-dir out/neural_style
 
 # The README's gallery: each control on the built-in samples, made by the command the README prints.
 GALLERY := jaxstyle/samples/gallery

@@ -295,7 +295,7 @@ def main(argv=None) -> int:
   ap.add_argument("--pairs", default=",".join(STYLES), help="styles paired with tubingen.jpg")
   ap.add_argument("--size", type=int, default=SIZE, help="longest side in pixels (default: 512)")
   ap.add_argument("--iterations", type=int, default=ITERATIONS, help="neural-style's iterations (smoke runs)")
-  ap.add_argument("--out-dir", default="neural_style_bench", help="images, logs and records")
+  ap.add_argument("--out-dir", default="out/neural_style", help="images, logs and records (default: out/neural_style)")
   ap.add_argument("--no-write", action="store_true", help="do not touch bench/RESULTS.md or the gallery")
   args = ap.parse_args(argv)
   why = available()
