@@ -1,13 +1,15 @@
 """The VGG19 handed to neural-style: a PyTorch state dict written without torch (``jaxstyle weights export``).
 
 Fast tier: the zip-format ``torch.save`` writer against our own restricted reader, the state dict's keys,
-layout (OIHW) and values on the tiny network, the file-name rule and the CLI; with torch installed, also
-``torch.load`` of the file. Full tier (``real_weights``, ``slow``): the real weights through neural-style's own
-VGG19 loader give our activations, relu1_1 .. relu5_1, to float32 tolerance.
+layout (OIHW) and values on the tiny network, the file-name rule and the CLI. With torch installed (each in a
+process of its own: torch never runs beside XLA in the suite's), ``slow``: ``torch.load`` of the file; and in
+the full tier (``real_weights``): the real weights through neural-style's own VGG19 loader give our
+activations, relu1_1 .. relu5_1, to float32 tolerance. Without torch or neural-style these skip, saying why.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import struct
 import zipfile
 
@@ -20,6 +22,7 @@ from jaxstyle.errors import WeightsError
 from jaxstyle.io import torch_pickle
 from jaxstyle.io import vgg_weights as weights
 from jaxstyle.nets import vgg
+from tests import processes
 from tests.conftest import assert_f32_close, rng_image
 
 FEATURES = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
@@ -105,17 +108,60 @@ def test_export_cli(tmp_path, tiny_weights_file, capsys):
   assert cli.main(["weights", "export", "--torch", str(tmp_path / "w.pth"), "--weights", str(tiny_weights_file)]) != 0
 
 
+def needs(*modules: str) -> None:
+  """Skips unless every module is installed (looked up, not imported: torch runs in a process of its own, never
+  beside XLA in the suite's)."""
+  for m in modules:
+    if importlib.util.find_spec(m) is None:
+      pytest.skip(f"{m} not installed (pip install -e '.[reference-neural-style]')")
+
+
+TORCH_LOAD = """
+import sys
+import numpy as np
+import torch
+states = [torch.load(sys.argv[1], **kw) for kw in ({}, {"weights_only": True}, {"weights_only": True, "mmap": True})]
+for state in states:
+  assert list(state) == list(states[0])
+  assert all(v.dtype == torch.float32 and v.is_contiguous() and not v.requires_grad for v in state.values())
+  assert all(torch.equal(v, states[0][k]) for k, v in state.items())
+np.savez(sys.argv[2], **{k: v.numpy() for k, v in states[0].items()})
+"""
+
+
+@pytest.mark.slow
 def test_torch_loads_the_export(tmp_path, tiny_params):
-  torch = pytest.importorskip("torch", reason="torch not installed (pip install '.[reference-neural-style]')")
+  needs("torch")
   params = jax.tree.map(np.asarray, tiny_params)
   path = weights.export_torch(tmp_path / "vgg19.pth", params)
-  for kw in ({}, {"weights_only": True}, {"weights_only": True, "mmap": True}):
-    state = torch.load(path, **kw)
-    assert set(state) == KEYS
-    for conv, i in zip(vgg.CONV_LAYERS, FEATURES, strict=True):
-      w = state[f"features.{i}.weight"]
-      assert w.dtype == torch.float32 and w.is_contiguous()
-      np.testing.assert_array_equal(w.numpy(), params[conv]["kernel"].transpose(3, 2, 0, 1))
+  proc = processes.run_script(TORCH_LOAD, path, tmp_path / "state.npz", timeout=300)
+  assert proc.returncode == 0, proc.stderr
+  state = np.load(tmp_path / "state.npz")
+  assert set(state.files) == KEYS
+  for conv, i in zip(vgg.CONV_LAYERS, FEATURES, strict=True):
+    np.testing.assert_array_equal(state[f"features.{i}.weight"], params[conv]["kernel"].transpose(3, 2, 0, 1))
+    np.testing.assert_array_equal(state[f"features.{i}.bias"], params[conv]["bias"])
+
+
+NEURAL_STYLE_FEATURES = """
+import sys
+import numpy as np
+import torch
+from neural_style.loader.CaffeLoader import loadCaffemodel
+cnn, names = loadCaffemodel(sys.argv[1], "max", "c", True)  # -pooling max -gpu c -disable_check
+x = torch.from_numpy(np.load(sys.argv[2]))
+want, out, relu = sys.argv[4].split(","), {}, 0
+with torch.no_grad():
+  for layer in cnn:
+    x = layer(x)
+    if isinstance(layer, torch.nn.ReLU):
+      if names["R"][relu] in want:
+        out[names["R"][relu]] = x.numpy().transpose(0, 2, 3, 1).copy()
+      relu += 1
+      if len(out) == len(want):
+        break
+np.savez(sys.argv[3], **out)
+"""
 
 
 @pytest.mark.slow
@@ -123,28 +169,17 @@ def test_neural_style_loader_gives_our_activations(tmp_path, real_params):
   """The real weights, exported, through neural-style's own ``loadCaffemodel`` (the VGG19 it builds, loaded
   with ``-disable_check``'s ``strict=False``, which would silently keep random weights under a wrong key):
   relu1_1 .. relu5_1 equal ``jaxstyle.nets.vgg``'s on the same Caffe-preprocessed image."""
-  torch = pytest.importorskip("torch", reason="torch not installed (pip install '.[reference-neural-style]')")
-  loader = pytest.importorskip(
-    "neural_style.loader.CaffeLoader", reason="neural-style not installed (pip install '.[reference-neural-style]')"
-  )
+  needs("torch", "neural_style")
   path = weights.export_torch(tmp_path / "vgg19.pth", jax.tree.map(np.asarray, real_params))
-  cnn, layer_list = loader.loadCaffemodel(str(path), "max", "c", True)
-  assert layer_list["R"][0] == "relu1_1"
   image = rng_image(3, 48, 64)
   x = np.asarray(vgg.preprocess(image[None]))  # (1, H, W, 3) BGR, x255, mean subtracted
+  np.save(tmp_path / "x.npy", np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+  proc = processes.run_script(
+    NEURAL_STYLE_FEATURES, path, tmp_path / "x.npy", tmp_path / "f.npz", ",".join(vgg.STYLE_LAYERS), timeout=300
+  )
+  assert proc.returncode == 0, proc.stderr
+  theirs = np.load(tmp_path / "f.npz")
   ours = vgg.extract_features(real_params, image[None], vgg.STYLE_LAYERS)
-  theirs, relu = {}, 0
-  with torch.no_grad():
-    y = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-    for layer in cnn:
-      y = layer(y)
-      if isinstance(layer, torch.nn.ReLU):
-        name = layer_list["R"][relu]
-        relu += 1
-        if name in vgg.STYLE_LAYERS:
-          theirs[name] = y.numpy().transpose(0, 2, 3, 1).copy()
-        if len(theirs) == len(vgg.STYLE_LAYERS):
-          break
   for depth, name in enumerate(vgg.STYLE_LAYERS, 1):
     a = np.asarray(ours[name])
     assert a.shape == theirs[name].shape, name
