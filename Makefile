@@ -64,7 +64,7 @@ quality: $(STAMP) $(WEIGHTS)
 	$(BIN)/python bench/bench_quality.py --out-dir quality
 
 # neural-style 0.5.7 itself (the PyTorch port users install, CPU build) beside the default recipe on the same pairs,
-# with the VGG19 exported from ours; opt-in: installs the reference-neural-style extra (about 2 h on 2 cores).
+# with the VGG19 exported from ours; opt-in: installs the reference-neural-style extra (about 2.5 h on 2 quiet cores).
 bench-neural-style: $(STAMP) $(WEIGHTS)
 	$(BIN)/python -m pip install -q -e '.[reference-neural-style]'
 	$(BIN)/python bench/bench_neural_style.py --out-dir out/neural_style
