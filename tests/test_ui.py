@@ -1,5 +1,6 @@
 """The web workbench's functions called in this process on tiny networks: each tab returns what the library
-returns, streams its live picture, stops, and turns a bad upload into one line in the page."""
+returns, streams its live picture (or its clip's progress), stops, and turns a bad upload into one line in the
+page."""
 
 from __future__ import annotations
 
@@ -226,8 +227,8 @@ def test_sweep_stop_keeps_every_member_with_fewer_steps(ctx, inputs):  # noqa: F
 
 # --------------------------------------------------------------------------- the Video tab
 
-# quality 0: lossless H.264, whose frames decode the same whatever the encoder's threads decided (at 18 the same
-# frames encoded twice decoded differently here)
+# quality 0: lossless H.264, whose frames decode the same however the encoder decided (at 18 the same frames
+# encoded again decoded differently here)
 VIDEO = dict(size=64, frames=0, strength=1.0, consistency=True, quality=0)
 
 

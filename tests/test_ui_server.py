@@ -1,12 +1,15 @@
-"""The web workbench served: its endpoints through gradio_client return what the library and the CLI return,
-jobs queue, bad uploads leave the server up, nothing outside its folders is served; the command starts in
-seconds, makes no request beyond the machine, and Ctrl-C ends it cleanly."""
+"""The web workbench served: its endpoints through gradio_client return what the library and the CLI return
+(``/video`` included; the README's client example runs as written), jobs queue, bad uploads leave the server up,
+nothing outside its folders is served; the command starts in seconds, makes no request beyond the machine, and
+Ctrl-C ends it cleanly."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shlex
+import shutil
 import signal
 import sys
 import threading
@@ -73,17 +76,12 @@ def paint_args(files, **kw):
 
 
 def video_args(files, **kw):
-  """/video's inputs in order (quality 0: lossless H.264, whose frames decode the same whatever the encoder's
-  threads decided)."""
+  """/video's inputs in order (quality 0: lossless H.264, whose frames decode the same however the encoder
+  decided)."""
   a = {"clip": handle_file(files["clip"]), "style": handle_file(files["style"]), "source": "upload",
        "builtin": 0, "method": "fast", "preset": "gatys", "steps": 4, "later": 3, "size": 64, "start": 0,
        "frames": 0, "strength": 1.0, "consistency": True, "quality": 0}  # fmt: skip
   return list({**a, **kw}.values())
-
-
-def _video(result) -> str:
-  """The path of a Video output as gradio_client gives it."""
-  return result["video"] if isinstance(result, dict) else result
 
 
 def test_fast_returns_the_librarys_pixels(served, files, tmp_path):
@@ -143,7 +141,7 @@ def test_video_returns_the_librarys_frames(served, files, tmp_path):
                            start_time=frames[0].time, quality=0) as w:  # fmt: skip
     for f, o in zip(frames, outs, strict=True):
       w.write(o.output, time=f.time)
-  np.testing.assert_array_equal(clip_frames(_video(result)), clip_frames(tmp_path / "want.mp4"))
+  np.testing.assert_array_equal(clip_frames(result), clip_frames(tmp_path / "want.mp4"))
 
 
 def test_video_by_optimization_returns_what_its_command_gives(served, files, tmp_path):
@@ -155,7 +153,7 @@ def test_video_by_optimization_returns_what_its_command_gives(served, files, tmp
   words = shlex.split(command)
   words[words.index("-o") + 1] = str(tmp_path / "again.mp4")
   assert cli.main([*words[1:], "-q"]) == 0
-  got, again = clip_frames(_video(result)).astype(int), clip_frames(tmp_path / "again.mp4").astype(int)
+  got, again = clip_frames(result).astype(int), clip_frames(tmp_path / "again.mp4").astype(int)
   assert got.shape == again.shape == (3, 48, 64, 3)
   assert np.max(np.abs(got - again)) <= 2  # float rounding's last level, through the YUV conversion
 
@@ -169,6 +167,23 @@ def test_a_bad_clip_is_a_message_and_the_server_stays_up(served, files, tmp_path
   with pytest.raises(gradio_client.exceptions.AppError, match="the clip: not a readable video"):
     c.predict(*video_args(files, clip=handle_file(str(notes))), api_name="/video")
   assert c.predict(*video_args(files, frames=2), api_name="/video")[1].startswith("done: 2/2 frames")
+
+
+def test_the_readmes_client_example_runs(served, files, tmp_path, monkeypatch):
+  pytest.importorskip("av")
+  server, _ = served
+  text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+  section = text[text.index("## Web workbench") :]
+  code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+  assert "http://127.0.0.1:7860/" in code and 'api_name="/video"' in code
+  for name, source in (("photo.jpg", "content"), ("painting.jpg", "style"), ("clip.mp4", "clip")):
+    shutil.copyfile(files[source], tmp_path / name)
+  monkeypatch.chdir(tmp_path)
+  scope: dict = {}
+  exec(compile(code.replace("http://127.0.0.1:7860/", server.url), "README.md", "exec"), scope)  # noqa: S102
+  assert Path(scope["png"]).exists() and scope["summary"].startswith("done: 5/5 frames")
+  assert Path(scope["mp4"]).suffix == ".mp4" and Path(scope["mp4"]).exists()
+  assert scope["command"].startswith("jaxstyle video ")
 
 
 def _job_threads() -> list[threading.Thread]:
@@ -298,4 +313,4 @@ def test_video_equals_the_cli_with_the_real_networks(real_fast, tmp_path):
   words[words.index("-o") + 1] = str(tmp_path / "cli.mp4")
   ran = processes.run(processes.jaxstyle_command(*words[1:], "-q"))
   assert ran.returncode == 0, ran.stderr
-  np.testing.assert_array_equal(clip_frames(_video(result)), clip_frames(tmp_path / "cli.mp4"))
+  np.testing.assert_array_equal(clip_frames(result), clip_frames(tmp_path / "cli.mp4"))

@@ -349,7 +349,7 @@ def build(ctx: Context, session: gr.State) -> None:
     with gr.Column():
       preview = gr.Image(label="Latest frame", type="numpy", interactive=False, elem_id="video-frame", height=200)
       progress = gr.Textbox(label="Progress", interactive=False, elem_id="video-progress")
-      result = gr.Video(label="Result", format=None, interactive=False, elem_id="video-result", height=300)
+      result = gr.Video(label="Result", format=None, interactive=False, elem_id="video-result")
       files = gr.File(label="Result and its record", file_count="multiple", interactive=False, elem_id="video-files")
       command = gr.Code(label="The command that reproduces it", language="shell", interactive=False, wrap_lines=True,
                         elem_id="video-command")  # fmt: skip
