@@ -325,6 +325,17 @@ def test_video_stop_keeps_a_playable_clip_of_the_frames_done(ctx, inputs, clips)
   assert "--frames none" in command
 
 
+def test_closing_the_page_ends_the_clip_and_keeps_what_was_written(ctx, inputs, clips):  # noqa: F811
+  session = Session()
+  run = video.run_video(ctx, clips["twelve"], inputs["style"], **VIDEO, session=session)
+  next(run)
+  next(run)  # a frame of the first batch is out
+  run.close()  # what Gradio does when the page goes: the clip ends at the batch's end and the writer closes
+  assert session.stop.is_set()
+  (result,) = ctx.outputs.rglob("result.mp4")
+  assert clip_frames(result).shape[0] == 4
+
+
 @pytest.mark.parametrize(
   "clip, settings, message",
   [
