@@ -16,17 +16,20 @@ from typing import NamedTuple
 from jaxstyle.cli import common
 from jaxstyle.cli import fast as fast_cli
 from jaxstyle.cli.common import CliError
+from jaxstyle.errors import InputError
 from jaxstyle.io import checkpoint, images, magenta_weights, vgg_weights
 from jaxstyle.io import video as videoio
 from jaxstyle.io.files import file_digest, sidecar_path, write_json
+from jaxstyle.settings import commands
 from jaxstyle.settings.style import StyleConfig
 from jaxstyle.settings.video import VideoSettings
 from jaxstyle.video import clip as vclip
 from jaxstyle.video import fast as vfast
+from jaxstyle.video import frames as vframes
 from jaxstyle.video import optimize as voptimize
 
 # Flags of the recipe's (StyleConfig's) that mean another setting here: --clip is the window, not pixel clipping.
-OWN_FLAGS = frozenset({"--clip"})
+OWN_FLAGS = commands.VIDEO_OWN_FLAGS
 
 
 def add_parser(sub) -> None:
@@ -137,12 +140,10 @@ def _check_output(args: argparse.Namespace, settings: VideoSettings) -> None:
 
 
 def _frame_count(info: videoio.ClipInfo, settings: VideoSettings) -> int | None:
-  if info.frames is None:
-    return settings.frames
-  left = info.frames - settings.start
-  if left <= 0:
-    raise CliError(f"{info.path}: --start {settings.start} is past the clip's {info.frames} frames")
-  return left if settings.frames is None else min(left, settings.frames)
+  try:
+    return vframes.frames_to_make(info.frames, start=settings.start, frames=settings.frames)
+  except InputError as e:
+    raise CliError(f"{info.path}: {e}") from None
 
 
 class _Method(NamedTuple):
@@ -294,15 +295,10 @@ def _stylize(args, settings, info, start_time, todo, method: _Method, mask, tota
   rate, folder = info.rate, not videoio.is_video_path(args.output)
   end = None if settings.frames is None else start_time + settings.frames / float(rate)
   audio = info.path if info.audio and not os.path.isdir(info.path) else None
-  pending, shots = collections.deque(), list(earlier.get("shots", []))  # pending: frames read, not yet written
+  shots = list(earlier.get("shots", []))
   resume = None if saved is None else method.resume(saved.arrays, done0)
   if saved is None and folder:
     _remove(state_path(args.output))
-
-  def stream():
-    for frame in todo:
-      pending.append(frame)
-      yield frame.pixels
 
   t0 = time.perf_counter()
   writer = videoio.VideoWriter(
@@ -311,8 +307,8 @@ def _stylize(args, settings, info, start_time, todo, method: _Method, mask, tota
   )  # fmt: skip
   last, tick = None, _Ticker(progress, method.every, total, done0)
   with writer:
-    for out, shot, point in method.run(stream(), mask, progress, signals.stop, resume):
-      frame = pending.popleft()
+    outputs = lambda pixels: method.run(pixels, mask, progress, signals.stop, resume)  # noqa: E731
+    for frame, (out, shot, point) in vframes.paired(todo, outputs):
       writer.write(out, time=frame.time)
       if shot:
         shots.append(frame.index)

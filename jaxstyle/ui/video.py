@@ -4,12 +4,10 @@ clip of the frames done; the result with its record and the ``jaxstyle video`` c
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import functools
 import itertools
 import os
-import shlex
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,19 +19,17 @@ from jaxstyle.errors import JaxstyleError, one_line
 from jaxstyle.io import images
 from jaxstyle.io import video as videoio
 from jaxstyle.io.files import sidecar_path, write_json
-from jaxstyle.settings import fields, presets
+from jaxstyle.settings import commands, presets
 from jaxstyle.settings.style import StyleConfig
 from jaxstyle.settings.video import VideoSettings
 from jaxstyle.ui import instant, uploads
 from jaxstyle.ui.context import Context
 from jaxstyle.ui.jobs import Session, duration, mapped, stream
 from jaxstyle.video import fast as vfast
+from jaxstyle.video import frames as vframes
 from jaxstyle.video import optimize as voptimize
 
 METHODS = ("fast", "optimize")
-# The recipe's flags that ``jaxstyle video`` reads as its own settings (--clip there is the window of frames, not
-# pixel clipping): left out of the recipe's part of the command, as the command leaves them out of its parser.
-VIDEO_FLAGS = frozenset(d.flag for d in VideoSettings.declarations()) | {"--clip"}
 
 
 def settings_for(
@@ -75,39 +71,6 @@ def recipe_for(preset: str, steps: int) -> StyleConfig:
     raise uploads.fail(e) from None
 
 
-def _flag_groups(words: list[str]) -> Iterator[list[str]]:
-  """:func:`~jaxstyle.settings.fields.to_flags`' words, one flag and its values at a time."""
-  group: list[str] = []
-  for w in words:
-    if w.startswith("--") and group:
-      yield group
-      group = []
-    group.append(w)
-  if group:
-    yield group
-
-
-def _flag_name(flag: str) -> str:
-  return "--" + flag[len("--no-") :] if flag.startswith("--no-") else flag
-
-
-def video_command(
-  clip: str, styles: list[str], out: str, settings: VideoSettings, recipe: StyleConfig | None, weights_path: str | None
-) -> str:
-  """The ``jaxstyle video`` command line that reproduces a run: every video setting spelled out, and with
-  ``--method optimize`` the recipe's preset and every setting of it the command reads (``weights_path`` names the
-  VGG19 file then)."""
-  cmd = ["jaxstyle", "video", clip, *styles, "-o", out, *fields.to_flags(settings)]
-  if settings.method == "optimize" and recipe is not None:
-    cmd += ["--preset", recipe.name]
-    for group in _flag_groups(fields.to_flags(recipe)):
-      if _flag_name(group[0]) not in VIDEO_FLAGS:
-        cmd += group
-    if weights_path is not None:
-      cmd += ["--weights", os.path.abspath(weights_path)]
-  return shlex.join(cmd)
-
-
 def probe(path: str | None) -> videoio.ClipInfo:
   """The uploaded clip, checked as the command checks its input (one line naming ``the clip``)."""
   if not path:
@@ -122,12 +85,10 @@ def probe(path: str | None) -> videoio.ClipInfo:
 
 def frame_count(info: videoio.ClipInfo, settings: VideoSettings) -> int | None:
   """How many frames the run makes (``None``: the container does not say and no count was given)."""
-  if info.frames is None:
-    return settings.frames
-  left = info.frames - settings.start
-  if left <= 0:
-    raise gr.Error(f"start {settings.start} is past the clip's {info.frames} frames", print_exception=False)
-  return left if settings.frames is None else min(left, settings.frames)
+  try:
+    return vframes.frames_to_make(info.frames, start=settings.start, frames=settings.frames)
+  except JaxstyleError as e:
+    raise uploads.fail(e) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,21 +152,14 @@ def _render(
   first = next(frames, None)
   if first is None:
     raise videoio.VideoError(f"no frame {settings.start} (the clip has {info.frames} frames)")
-  pending = collections.deque()  # frames read, not yet written: their times and indices
-
-  def pixels():
-    for frame in itertools.chain([first], frames):
-      pending.append(frame)
-      yield frame.pixels
-
   end = None if settings.frames is None else first.time + settings.frames / float(info.rate)
   writer = videoio.VideoWriter(out, rate=info.rate, time_base=info.time_base, audio_from=info.path if info.audio
                                else None, start_time=first.time, end_time=end, quality=settings.quality)  # fmt: skip
   rate, shots, stopped = _Rate(), [], False
   with writer:
-    for output, shot, boundary in _outputs(settings, pixels(), styles=styles, networks=networks, params=params,
-                                           recipe=recipe, callback=callback, stop=stop):  # fmt: skip
-      frame = pending.popleft()
+    outputs = functools.partial(_outputs, settings, styles=styles, networks=networks, params=params, recipe=recipe,
+                                callback=callback, stop=stop)  # fmt: skip
+    for frame, (output, shot, boundary) in vframes.paired(itertools.chain([first], frames), outputs):
       writer.write(output, time=frame.time)
       if shot:
         shots.append(frame.index)
@@ -271,7 +225,7 @@ def run_video(
   if source == "upload":
     kept["style"] = uploads.keep(style, folder, "style")
   out = folder / "result.mp4"
-  command = video_command(kept["clip"], [kept["style"]] if styles else [], os.fspath(out), settings, recipe,
+  command = commands.video_command(kept["clip"], [kept["style"]] if styles else [], os.fspath(out), settings, recipe,
                           ctx.command_weights())  # fmt: skip
   if settings.method == "fast":
     networks, params = ctx.fast(builtin=settings.builtin is not None, predictor=settings.strength < 1.0), None

@@ -8,16 +8,20 @@ the share of the frame it matches (a scene cut where that share is small).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+import collections
+from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jaxstyle.errors import InputError
 from jaxstyle.io import images as imageio
 from jaxstyle.video import flow, temporal
+
+T = TypeVar("T")
 
 
 def batches(frames: Iterable, size: int) -> Iterator[list]:
@@ -30,6 +34,43 @@ def batches(frames: Iterable, size: int) -> Iterator[list]:
       batch = []
   if batch:
     yield batch
+
+
+def frames_to_make(clip_frames: int | None, *, start: int, frames: int | None) -> int | None:
+  """How many frames a run makes of a clip of ``clip_frames`` (``None``: the container does not say) from frame
+  ``start``, at most ``frames`` (``None``: to the end); ``None`` when neither says.
+
+  Raises:
+    InputError: ``start`` is past the clip's end.
+  """
+  if clip_frames is None:
+    return frames
+  left = clip_frames - start
+  if left <= 0:
+    raise InputError(f"start {start} is past the clip's {clip_frames} frames")
+  return left if frames is None else min(left, frames)
+
+
+def paired(frames: Iterable, run: Callable[[Iterator[np.ndarray]], Iterator[T]]) -> Iterator[tuple[object, T]]:
+  """Each output of ``run`` with the frame it was made from: ``run`` is fed the frames' ``pixels`` as it asks
+  for them, reading ahead by up to a batch, so each frame (its time and index) waits here until its output comes.
+
+  Args:
+    frames: decoded frames (:class:`jaxstyle.io.video.Frame`: ``pixels``, ``time``, ``index``), in order.
+    run: a method's outputs, one per frame fed, in order.
+
+  Yields:
+    ``(frame, output)``.
+  """
+  pending: collections.deque = collections.deque()
+
+  def pixels():
+    for f in frames:
+      pending.append(f)
+      yield f.pixels
+
+  for out in run(pixels()):
+    yield pending.popleft(), out
 
 
 def frame_shape(shape: tuple[int, int], size: int | None) -> tuple[int, int]:
