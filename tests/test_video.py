@@ -291,6 +291,23 @@ def test_clip_does_not_depend_on_the_batch(nets):
   np.testing.assert_allclose(a, b, atol=2e-4)
 
 
+def test_a_frame_that_fails_midway_comes_after_every_whole_batch_before_it(nets):
+  """The next batch is read while this one is finished: a decoding error there must not lose this one."""
+  frames = panning(7, 24, 32, dx=1)
+
+  def failing():
+    yield from frames[:5]
+    raise video.VideoError("frame 5 does not decode")
+
+  got = []
+  with pytest.raises(video.VideoError, match="frame 5"):
+    for out, _ in vfast.stylize_clip(failing(), [STYLE], clip_settings(batch=2), nets):
+      got.append(out)
+  want = [o for o, _ in vfast.stylize_clip(frames[:4], [STYLE], clip_settings(batch=2), nets)]
+  assert len(got) == 4  # frames 0-3 (two whole batches); frame 4's batch never completed
+  np.testing.assert_array_equal(np.stack(got), np.stack(want))
+
+
 # --------------------------------------------------------------------------- files
 
 

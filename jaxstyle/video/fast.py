@@ -12,7 +12,7 @@ last frame): the continued run sees the same batches, so its outputs equal an un
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -145,22 +145,25 @@ def clip_frames(
   if resume is not None:
     done, state, cond = resume.done, ClipState(*(jnp.asarray(a) for a in resume.state)), resume.condition
 
-  def padded(batches: Iterable[list]) -> Iterator[tuple[np.ndarray, int, jax.Array]]:
+  def jobs(batches: Iterable[list]) -> Iterator[tuple[list, int, tuple, jax.Array]]:
     nonlocal cond, state
     at = done
     for batch in batches:
-      x = _batch_frames(batch, settings.size, None if state is None else state.frame.shape, at)
       if cond is None:  # one condition for the whole clip, from its first frame where the content matters
-        cond = _condition(x[0], styles, settings, networks)
-        state = initial_state(x.shape[1:3])
-      n = len(batch)
-      if n < settings.batch:  # the last batch, padded with its last frame: one program for the whole clip
-        x = np.concatenate([x, np.repeat(x[-1:], settings.batch - n, axis=0)])
-      at += n
-      yield x, n, cond
+        first = frames_.prepare_frame(batch[0], settings.size)
+        cond = _condition(first, styles, settings, networks)
+        state = initial_state(first.shape[:2])
+      yield batch, at, tuple(state.frame.shape), cond
+      at += len(batch)
 
-  render = lambda x, c: fast.render(x, c, settings, networks, mask=mask)
-  for x, n, styled in _ahead(padded(frames_.batches(frames, settings.batch)), render):
+  def prepare_and_render(batch: list, at: int, shape: tuple, c: jax.Array) -> tuple[np.ndarray, np.ndarray]:
+    x = _batch_frames(batch, settings.size, shape, at)
+    if len(batch) < settings.batch:  # the last batch, padded with its last frame: one program for the whole clip
+      x = np.concatenate([x, np.repeat(x[-1:], settings.batch - len(batch), axis=0)])
+    return x, fast.render(x, c, settings, networks, mask=mask)
+
+  for batch, (x, styled) in _ahead(jobs(frames_.batches(frames, settings.batch)), prepare_and_render):
+    n = len(batch)
     if settings.consistency:
       state, outs, cuts = _consistent_chunk(state, x, styled, settings=settings)
       outs, cuts = np.asarray(outs), np.asarray(cuts)
@@ -171,19 +174,28 @@ def clip_frames(
       yield ClipFrame(outs[i], bool(cuts[i]), Resume(done, state, cond) if i == n - 1 else None)
 
 
-def _ahead(batches: Iterator[tuple], render) -> Iterator[tuple[np.ndarray, int, np.ndarray]]:
-  """``(x, n, render(x, cond))`` for each batch, the next batch rendered on a worker thread while the caller
-  makes this one consistent: the solve runs on one core, so the network gets the other (the same numbers
-  as one after the other)."""
+def _ahead(jobs: Iterator[tuple], work: Callable) -> Iterator[tuple]:
+  """``(job[0], work(*job))`` for each job, the next job's work begun on a worker thread before this one's
+  result is handed on: the frames are read and made consistent on this thread (the solve runs on one core)
+  while the next batch is sized and rendered on the other (the same numbers as one after the other). An error
+  reading the next job (a frame that fails to decode) comes after this one's result, as it would in order."""
   with ThreadPoolExecutor(max_workers=1) as pool:
     pending = None
-    for x, n, cond in batches:
-      job = pool.submit(render, x, cond)
+    while True:
+      try:
+        job = next(jobs, None)
+      except Exception:
+        if pending is not None:
+          yield pending[0], pending[1].result()
+        raise
+      if job is None:
+        break
+      started = (job[0], pool.submit(work, *job))
       if pending is not None:
-        yield pending[0], pending[1], pending[2].result()
-      pending = (x, n, job)
+        yield pending[0], pending[1].result()
+      pending = started
     if pending is not None:
-      yield pending[0], pending[1], pending[2].result()
+      yield pending[0], pending[1].result()
 
 
 def _batch_frames(batch: list, size: int | None, want: tuple | None, done: int) -> np.ndarray:
