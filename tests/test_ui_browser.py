@@ -69,13 +69,14 @@ class Page:
     self.driver.find_element(By.XPATH, f"//button[@role='tab' and normalize-space()='{name}']").click()
     self.wait_for(lambda d: d.find_element(By.CSS_SELECTOR, f"#tab-{name.lower()}").is_displayed())
 
-  def upload(self, box: str, path: str) -> None:
+  def upload(self, box: str, path: str, *, shows: str = "img") -> None:
+    """A file into an upload box, which shows it (``shows``: an image, or a player for a clip) once it has it."""
     clear = self.driver.find_elements(By.CSS_SELECTOR, f"#{box} button[aria-label='Clear']")
     if clear:
       clear[0].click()
     self.wait_for(lambda d: d.find_elements(By.CSS_SELECTOR, f"#{box} input[type=file]"))
     self.find(f"#{box} input[type=file]").send_keys(path)
-    self.wait_for(lambda d: d.find_elements(By.CSS_SELECTOR, f"#{box} img"))
+    self.wait_for(lambda d: d.find_elements(By.CSS_SELECTOR, f"#{box} {shows}"))
 
   def draw(self, box: str) -> None:
     """A stroke across the middle of a sketch box's canvas, with its brush (the page redraws the canvas when the
@@ -91,15 +92,6 @@ class Page:
         if attempt == 4:
           raise
         time.sleep(0.2)
-
-  def upload_clip(self, box: str, path: str) -> None:
-    """A file into a video box (the box shows a player once it has it)."""
-    clear = self.driver.find_elements(By.CSS_SELECTOR, f"#{box} button[aria-label='Clear']")
-    if clear:
-      clear[0].click()
-    self.wait_for(lambda d: d.find_elements(By.CSS_SELECTOR, f"#{box} input[type=file]"))
-    self.find(f"#{box} input[type=file]").send_keys(path)
-    self.wait_for(lambda d: d.find_elements(By.CSS_SELECTOR, f"#{box} video"))
 
   def number(self, box: str, value) -> None:
     field = self.find(f"#{box} input[type=number]")
@@ -307,11 +299,12 @@ def test_video_stylizes_a_clip_and_the_browser_plays_the_result(page):
   if "clip" not in page.files:
     pytest.skip("video needs PyAV (pip install 'jaxstyle[video]')")
   page.tab("Video")
-  page.upload_clip("video-clip", page.files["notes_clip"])  # a bad clip first: its message, then a good one works
+  # a bad clip first: its message, then a good one works
+  page.upload("video-clip", page.files["notes_clip"], shows="video")
   page.upload("video-style", page.files["style"])
   page.find("#video-run").click()
   page.wait_for(lambda d: page.toast("not a readable video"))
-  page.upload_clip("video-clip", page.files["clip"])
+  page.upload("video-clip", page.files["clip"], shows="video")
   page.number("video-size", 256 if page.real else 64)
   page.number("video-frames", 24 if page.real else 0)
   t0 = time.perf_counter()
