@@ -16,6 +16,7 @@ from jaxstyle import cli  # noqa: E402
 from jaxstyle.cli import common  # noqa: E402
 from jaxstyle.fast import stylize as fast  # noqa: E402
 from jaxstyle.io import images  # noqa: E402
+from jaxstyle.io import video as videoio  # noqa: E402
 from jaxstyle.optim.stylize import stylize  # noqa: E402
 from jaxstyle.settings import presets  # noqa: E402
 from jaxstyle.settings.fast import FastSettings  # noqa: E402
@@ -314,8 +315,22 @@ def test_video_by_optimization_has_a_command_with_its_recipe(ctx, inputs, clips)
   assert args.weights == ctx.weights_path
 
 
-def test_video_stop_keeps_a_playable_clip_of_the_frames_done(ctx, inputs, clips):  # noqa: F811
+def hold_after_the_first_frame(monkeypatch, session: Session) -> None:
+  """The run's thread writes its first frame (its report goes out), then waits for the stop before the second:
+  where the clip ends is then the stop's doing, not this machine's speed (the next batch renders ahead)."""
+  write = videoio.VideoWriter.write
+
+  def held(writer, pixels, *, time=None):
+    if writer.frames == 1:
+      assert session.stop.wait(timeout=120), "the test never stopped the run"
+    write(writer, pixels, time=time)
+
+  monkeypatch.setattr(videoio.VideoWriter, "write", held)
+
+
+def test_video_stop_keeps_a_playable_clip_of_the_frames_done(ctx, inputs, clips, monkeypatch):  # noqa: F811
   session = Session()
+  hold_after_the_first_frame(monkeypatch, session)
   run = video.run_video(ctx, clips["twelve"], inputs["style"], **VIDEO, session=session)
   assert next(run)[1].startswith("frame 0/12")
   assert next(run)[1].split()[1] in {"1/12", "2/12", "3/12", "4/12"}  # a frame of the first batch
@@ -325,8 +340,9 @@ def test_video_stop_keeps_a_playable_clip_of_the_frames_done(ctx, inputs, clips)
   assert "--frames none" in command
 
 
-def test_closing_the_page_ends_the_clip_and_keeps_what_was_written(ctx, inputs, clips):  # noqa: F811
+def test_closing_the_page_ends_the_clip_and_keeps_what_was_written(ctx, inputs, clips, monkeypatch):  # noqa: F811
   session = Session()
+  hold_after_the_first_frame(monkeypatch, session)
   run = video.run_video(ctx, clips["twelve"], inputs["style"], **VIDEO, session=session)
   next(run)
   next(run)  # a frame of the first batch is out
