@@ -120,7 +120,7 @@ def assert_matches(image, params, kw, tile, **extra):
   return err
 
 
-# Between them, every value of every LossSpec field, both poolings and both convolution
+# Between them, every value of every LossSpec field, the three poolings and both convolution
 # algorithms; masks, regions and pool gains on the deep and the shallow net.
 CASES = {
   "deep-max-direct-sums": dict(
@@ -150,6 +150,15 @@ CASES = {
     hw=(45, 31),
     regions=True,
     mask=True,
+    gains=True,
+  ),
+  "deep-maxblur-direct-odd": dict(
+    layers=DEEP,
+    spec=losses.LossSpec("hw", "mean", "sum", "none", "l2", "sum"),
+    pooling="maxblur",
+    conv="direct",
+    tile=16,
+    hw=(41, 250),  # odd sides: the rows max pooling drops enter maxblur's last outputs, in windows too
     gains=True,
   ),
   "shallow-max-winograd-wide-halo": dict(
@@ -210,7 +219,7 @@ def test_a_narrower_halo_is_wrong(tiny_params, monkeypatch):
   image, kw = setup(
     tiny_params, SHALLOW, hw=c["hw"], spec=c["spec"], pooling="avg", regions=True, mask=True, gains=True
   )
-  monkeypatch.setattr(vgg, "halo", lambda layers: 0)
+  monkeypatch.setattr(vgg, "halo", lambda layers, pooling="max": 0)
   with pytest.raises(AssertionError):
     assert_matches(image, tiny_params, kw, 8, halo=8)
 

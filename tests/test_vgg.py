@@ -140,6 +140,35 @@ def test_pool_gains_make_pooled_activations_comparable(tiny_params):
   assert float(jnp.mean(raw)) > float(jnp.mean(ref))
 
 
+def _maxblur_numpy(x: np.ndarray) -> np.ndarray:
+  """Zhang's anti-aliased max pooling, loop by loop: a 2x2 max at stride 1 and a [1, 2, 1] / 4 blur both
+  ways, zero beyond the map, then the even positions of the first ``2 (H // 2)`` rows and columns."""
+  n, h, w, c = x.shape
+  at = lambda a, i, j: a[:, i, j] if 0 <= i < h and 0 <= j < w else np.zeros((n, c), a.dtype)  # noqa: E731
+  m = np.zeros_like(x)
+  for i, j in np.ndindex(h, w):
+    m[:, i, j] = np.max([at(x, i + a, j + b) for a in (0, 1) for b in (0, 1)], axis=0)
+  k = {-1: 0.25, 0: 0.5, 1: 0.25}
+  out = np.zeros((n, h // 2, w // 2, c), np.float32)
+  for i, j in np.ndindex(h // 2, w // 2):
+    out[:, i, j] = sum(k[a] * k[b] * at(m, 2 * i + a, 2 * j + b) for a in k for b in k)
+  return out
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_maxblur_pooling_matches_numpy(variant):
+  x = np.abs(np.random.default_rng(8).normal(size=(5, 7, 3))).astype(np.float32)  # ReLU maps: >= 0
+  f = lambda x: vgg.pool(x[None], "maxblur")[0]  # noqa: E731
+  np.testing.assert_allclose(variants(f)[variant](x), _maxblur_numpy(x[None])[0], rtol=1e-6, atol=1e-7)
+
+
+def test_halo_grows_with_maxblur():
+  assert vgg.halo(["relu4_2"]) == 40 and vgg.halo(["relu5_1"]) == 80
+  # relu2_1: two convolutions (c = 2), pool1 (max: 1; maxblur: 2 // 2 + 1 = 2), conv2_1 (+1), at stride 2
+  assert vgg.halo(["relu2_1"]) == (1 + 1) * 2 and vgg.halo(["relu2_1"], pooling="maxblur") == (2 + 1) * 2
+  assert vgg.halo(["relu5_1"], pooling="maxblur") > vgg.halo(["relu5_1"])
+
+
 @pytest.mark.parametrize("mode", ["plain", "jit"])
 def test_pooling_and_its_gradient_match_numpy(mode):
   """2x2 pooling (odd edges dropped, as VALID pooling does) and its gradient: max routes it

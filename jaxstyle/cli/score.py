@@ -13,6 +13,7 @@ from jaxstyle.cli import common
 from jaxstyle.cli.common import CliError
 from jaxstyle.io import images
 from jaxstyle.io import video as videoio
+from jaxstyle.nets import vgg
 from jaxstyle.objective import metrics
 from jaxstyle.video import measures
 
@@ -34,7 +35,7 @@ def add_parser(sub) -> None:
   p.add_argument("style", metavar="STYLE", help="style image")
   p.add_argument("images", metavar="IMAGE", nargs="+", help="images to score")
   p.add_argument("--size", type=common.positive_int, metavar="PX", help="content's longest side (default: its own)")
-  p.add_argument("--pooling", choices=("max", "avg"), default="max", help="the VGG's pooling (default max)")
+  p.add_argument("--pooling", choices=vgg.POOLINGS, default="max", help="the VGG's pooling (default max)")
   p.add_argument("--start", type=int, default=0, metavar="N", help="a clip's first frame that IMAGE clips begin at")
   p.add_argument("--json", action="store_true", help="print JSON instead of a table")
   common.add_weights_arg(p, "VGG19 weights file")

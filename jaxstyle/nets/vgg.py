@@ -96,13 +96,14 @@ def layer_shape(name: str, hw: tuple[int, int]) -> tuple[int, int]:
   return hw[0] // s, hw[1] // s
 
 
-def halo(layers: Iterable[str]) -> int:
+def halo(layers: Iterable[str], *, pooling: str = "max") -> int:
   """The narrowest exact halo, in input pixels, of a window aligned to the deepest layer's stride.
 
   A window's own SAME padding makes its outermost ``c`` positions wrong, with ``c`` growing by
-  one at each convolution and becoming ``ceil(c / 2)`` at each aligned 2x2 pooling; the halo is
-  the deepest layer's ``c`` times its stride (80 px for relu5_1, 40 for relu4_2). Shallower
-  layers need no more, since ``c`` times the stride never shrinks along the network.
+  one at each convolution and becoming ``ceil(c / 2)`` at each aligned 2x2 pooling (``c // 2 + 1``
+  with ``"maxblur"``, whose max and blur reach one and two positions further); the halo is
+  the deepest layer's ``c`` times its stride (80 px for relu5_1, 40 for relu4_2 with max pooling).
+  Shallower layers need no more, since ``c`` times the stride never shrinks along the network.
   """
   names = [canonical_layer(n) for n in layers]
   if not names:
@@ -113,7 +114,7 @@ def halo(layers: Iterable[str]) -> int:
     if name.startswith("conv"):
       c += 1
     elif name.startswith("pool"):
-      c = -(-c // 2)
+      c = c // 2 + 1 if pooling == "maxblur" else -(-c // 2)
   return c * layer_stride(deepest)
 
 
@@ -289,7 +290,7 @@ class VGG19(nn.Module):
   Attributes:
     widths: channels of each of the five blocks; ``WIDTHS`` for the real network, small
       values for fast tests with random weights.
-    pooling: ``"max"`` (the original) or ``"avg"`` (preferred by Gatys et al.).
+    pooling: ``"max"`` (the original), ``"avg"`` (preferred by Gatys et al.) or ``"maxblur"`` (anti-aliased max).
   """
 
   widths: Sequence[int] = WIDTHS
@@ -331,7 +332,7 @@ def forward(
     wanted: canonical layer names to return.
     conv: ``conv(name, x)``, the convolution ``name`` with its bias (:class:`Conv3x3` in the
       module, :func:`apply_conv` on a params tree elsewhere).
-    pooling: ``"max"`` or ``"avg"``.
+    pooling: ``"max"``, ``"avg"`` or ``"maxblur"`` (:func:`jaxstyle.nets.vgg.pool`).
     pool_gains: optional ``(5,)`` factors applied to the outputs of pool1..pool5.
     after: optional ``after(name, y) -> y``, applied after every convolution and pooling
       (before the ReLU or the gain): the tiled objective zeroes there what lies outside the image.
@@ -360,16 +361,44 @@ def forward(
   return out
 
 
+POOLINGS = ("max", "avg", "maxblur")
+
+
 def pool(x: jax.Array, pooling: str) -> jax.Array:
-  """2x2, stride-2 VALID pooling of ``(N, H, W, C)`` (a trailing odd row or column is dropped)."""
+  """2x2, stride-2 pooling of ``(N, H, W, C)`` to ``(N, H // 2, W // 2, C)``.
+
+  ``"max"`` and ``"avg"``: VALID windows (a trailing odd row or column is dropped). ``"maxblur"``:
+  Zhang (2019)'s anti-aliased max pooling, a 2x2 max at stride 1, a ``[1, 2, 1] / 4`` blur both ways,
+  then every second position; zero beyond the map (as SAME convolutions pad; the maps are ReLU outputs).
+  Max pooling's gradient reaches one pixel of each fixed 2x2 cell, which leaves a period-2 pattern in
+  optimized images; the blur spreads it over the neighbouring cells.
+  """
+  if pooling not in POOLINGS:
+    raise InputError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
+  n, h, w, c = x.shape
+  if pooling == "maxblur":
+    return _maxblur(x)[:, : h // 2 * 2 : 2, : w // 2 * 2 : 2]
   # 2x2/stride-2 VALID pooling as a reshape and a reduction: same values as nn.max_pool /
   # nn.avg_pool, but autodiff turns it into fusible elementwise ops, where the gradient of
   # reduce_window (select_and_scatter) ran an order of magnitude slower on XLA:CPU (bench/RESULTS.md).
-  if pooling not in ("max", "avg"):
-    raise InputError(f"pooling must be 'max' or 'avg', not {pooling!r}")
-  n, h, w, c = x.shape
   x = x[:, : h // 2 * 2, : w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c)
   return x.max(axis=(2, 4)) if pooling == "max" else x.mean(axis=(2, 4))
+
+
+def _maxblur(x: jax.Array) -> jax.Array:
+  """The stride-1 2x2 max and the ``[1, 2, 1] / 4`` blur of ``(N, H, W, C)``, zero beyond it, before subsampling."""
+  for axis in (1, 2):
+    nxt = jnp.pad(jax.lax.slice_in_dim(x, 1, None, axis=axis), [(0, 1) if a == axis else (0, 0) for a in range(4)])
+    x = jnp.maximum(x, nxt)
+  for axis in (1, 2):
+    pad = jnp.pad(x, [(1, 1) if a == axis else (0, 0) for a in range(4)])
+    size = x.shape[axis]
+    x = (
+      jax.lax.slice_in_dim(pad, 0, size, axis=axis)
+      + 2.0 * jax.lax.slice_in_dim(pad, 1, size + 1, axis=axis)
+      + jax.lax.slice_in_dim(pad, 2, size + 2, axis=axis)
+    ) * 0.25
+  return x
 
 
 def pool_gains(params: Mapping, images: ArrayLike, *, native: str, pooling: str) -> jax.Array:
@@ -434,7 +463,7 @@ def extract_features(
     images: ``(N, H, W, 3)`` or ``(H, W, 3)`` RGB in [0, 1].
     layers: layer names (aliases allowed); ``None`` for all. Computation stops at the
       deepest one.
-    pooling: ``"max"`` or ``"avg"``.
+    pooling: ``"max"``, ``"avg"`` or ``"maxblur"`` (:func:`jaxstyle.nets.vgg.pool`).
     pool_gains: optional ``(5,)`` factors for the pool outputs (:func:`pool_gains`).
 
   Returns:

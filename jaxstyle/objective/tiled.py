@@ -61,7 +61,9 @@ from jaxstyle.runtime import tiles
 from jaxstyle.runtime.tiles import TilePlan
 
 
-def tile_plan(h: int, w: int, tile: int | Sequence[int], layers: Iterable[str], *, halo: int | None = None) -> TilePlan:
+def tile_plan(
+  h: int, w: int, tile: int | Sequence[int], layers: Iterable[str], *, halo: int | None = None, pooling: str = "max"
+) -> TilePlan:
   """Cuts an ``h x w`` image into tiles for :func:`tiled_value_and_grad`: :func:`jaxstyle.runtime.tiles.plan`
   with the deepest layer's stride ``S`` and :func:`jaxstyle.nets.vgg.halo` (80 px for relu5_1).
 
@@ -74,6 +76,7 @@ def tile_plan(h: int, w: int, tile: int | Sequence[int], layers: Iterable[str], 
     tile: core side, or ``(rows, columns)``.
     layers: every layer the objective reads (content and style), aliases allowed.
     halo: a wider halo than the minimum (a multiple of ``S``), or ``None``.
+    pooling: the network's pooling (``"maxblur"`` needs a wider halo).
 
   Raises:
     ValueError: a halo narrower than the minimum or not a multiple of ``S``, or a tile smaller than one pixel.
@@ -81,7 +84,7 @@ def tile_plan(h: int, w: int, tile: int | Sequence[int], layers: Iterable[str], 
   names = sorted({vgg.canonical_layer(n) for n in layers}, key=vgg.layer_depth)
   if not names:
     raise ValueError("no layers given")
-  stride, need = vgg.layer_stride(names[-1]), vgg.halo(names)
+  stride, need = vgg.layer_stride(names[-1]), vgg.halo(names, pooling=pooling)
   if halo is None:
     halo = need
   elif halo < need or halo % stride:
@@ -98,7 +101,7 @@ class Problem(NamedTuple):
     weights: a :class:`jaxstyle.objective.losses.LossWeights` of scalars; its layer names must be in ``layers``.
     spec: a :class:`jaxstyle.objective.losses.LossSpec`.
     layers: the layers the objective reads, as passed to ``extract_features``.
-    pooling: ``"max"`` or ``"avg"``.
+    pooling: ``"max"``, ``"avg"`` or ``"maxblur"`` (:func:`jaxstyle.nets.vgg.pool`).
     tile: core side in pixels, or ``(rows, columns)`` (see :func:`tile_plan`).
     pool_gains: optional ``(5,)`` factors for pool1..pool5's outputs.
     regions: optional ``(K, H', W')`` soft style regions (guided Grams).
@@ -184,7 +187,7 @@ def tiled_features(
     params: VGG19 params, with or without Winograd kernels.
     layers: layers whose activations are returned, ``(1, h, w, C)`` each.
     gram_layers: layers whose Gram matrices are returned, ``(1, C, C)`` each.
-    pooling: ``"max"`` or ``"avg"``.
+    pooling: ``"max"``, ``"avg"`` or ``"maxblur"`` (:func:`jaxstyle.nets.vgg.pool`).
     tile: core side in pixels, or ``(rows, columns)`` (see :func:`tile_plan`).
     gram_norm: ``"none"``, ``"hw"`` or ``"chw"`` (:func:`jaxstyle.objective.losses.gram_matrix`).
     pool_gains: optional ``(5,)`` factors for pool1..pool5's outputs.
@@ -220,7 +223,7 @@ def _features(image, params, gains, *, layers, gram_layers, pooling, tile, gram_
   gains = None if gains is None else jnp.asarray(gains, jnp.float32)
   h, w = image.shape[:2]
   canon = {n: vgg.canonical_layer(n) for n in (*layers, *gram_layers)}
-  plan = tile_plan(h, w, tile, canon.values(), halo=halo)
+  plan = tile_plan(h, w, tile, canon.values(), halo=halo, pooling=pooling)
   width = {n: _width(params, c) for n, c in canon.items()}
 
   def body(carry, item):
@@ -279,8 +282,8 @@ def _check(p: Problem) -> None:
 
 
 def _check_pooling(pooling: str) -> None:
-  if pooling not in ("max", "avg"):
-    raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
+  if pooling not in vgg.POOLINGS:
+    raise ValueError(f"pooling must be one of {vgg.POOLINGS}, not {pooling!r}")
 
 
 # --------------------------------------------------------------------------- progress
@@ -450,7 +453,7 @@ def _window_features(
     gains: optional ``(5,)`` pool gains.
     plan: the tiling.
     wanted: canonical layer names.
-    pooling: ``"max"`` or ``"avg"``.
+    pooling: ``"max"``, ``"avg"`` or ``"maxblur"`` (:func:`jaxstyle.nets.vgg.pool`).
 
   Returns:
     canonical name to ``(core, rows, cols, inside)``: the core's ``(core_h / s, core_w / s, C)``
@@ -507,7 +510,7 @@ def _tile_stats(
     plan: the tiling.
     content: (name as given, canonical name) of each content layer.
     style: the same for each style layer.
-    pooling: ``"max"`` or ``"avg"``.
+    pooling: ``"max"``, ``"avg"`` or ``"maxblur"`` (:func:`jaxstyle.nets.vgg.pool`).
     tv_kind: ``"l1"`` or ``"l2"``.
 
   Returns:
@@ -654,7 +657,7 @@ def _tiled(image, params, content_targets, style_grams, weights, gains, regions,
   # tiled_value_and_grad (grad) or tiled_value after their checks; every argument after the * is static.
   image = jnp.asarray(image, jnp.float32)
   h, w = image.shape[:2]
-  plan = tile_plan(h, w, tile, layers, halo=halo)
+  plan = tile_plan(h, w, tile, layers, halo=halo, pooling=pooling)
   canon = {n: vgg.canonical_layer(n) for n in layers}
   content = tuple((n, canon[n]) for n in weights.content_layers)
   style = tuple((n, canon[n]) for n in weights.style_layers)

@@ -298,7 +298,7 @@ def _plan(setting, static: Static, args: tuple, *, batched: bool, out_sharding, 
     fit = memory_fit(exe)
     if fit is None or fit[0] <= fit[2]:
       return _Plan(static, args, out_sharding, exe, spent)
-    tiles = _auto_tiles(fit, args[0].shape, static.form.layers)
+    tiles = _auto_tiles(fit, args[0].shape, static.form.layers, static.form.pooling)
   if tiles[0] is not None and spread:
     static, args, out_sharding = _spread(static, args, batched=batched, out_sharding=out_sharding)
     static = static.tiled(static.tile, progress=progress and not batched)
@@ -314,12 +314,12 @@ def _plan(setting, static: Static, args: tuple, *, batched: bool, out_sharding, 
   return _Plan(static, args, out_sharding, exe, spent)
 
 
-def _auto_tiles(fit: tuple[int, int, int], shape: tuple[int, ...], layers: Sequence[str]) -> list[int]:
+def _auto_tiles(fit: tuple[int, int, int], shape: tuple[int, ...], layers: Sequence[str], pooling: str) -> list[int]:
   """The objective's tiles worth compiling: what does not shrink with the tile is the whole program's
   arguments and outputs plus about one image-sized sum."""
   need, temp, _ = fit
   h, w = shape[-3], shape[-2]
-  window = lambda t: tiled.tile_plan(h, w, t, layers).window  # noqa: E731
+  window = lambda t: tiled.tile_plan(h, w, t, layers, pooling=pooling).window  # noqa: E731
   return auto_tiles(fit, (h, w), window, fixed=need - temp + 4 * math.prod(shape))
 
 

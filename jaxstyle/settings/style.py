@@ -37,7 +37,7 @@ from jaxstyle.settings.fields import (
 Optimizer = Literal["lbfgs", "adam"]
 LineSearch = Literal["backtracking", "zoom"]
 ColorMode = Literal["none", "luminance", "histogram"]
-Pooling = Literal["max", "avg"]
+Pooling = Literal["max", "avg", "maxblur"]
 InitKind = Literal["content", "noise", "gray", "mean", "style", "fast"]
 OPTIMIZERS: tuple[str, ...] = typing.get_args(Optimizer)
 LINE_SEARCHES: tuple[str, ...] = typing.get_args(LineSearch)
@@ -281,7 +281,7 @@ class ImageSettings(PictureSettings):
 class NetworkSettings(Settings):
   """The VGG19 as the objective runs it."""
 
-  pooling: Pooling = setting("max", "VGG pooling: max or avg")
+  pooling: Pooling = setting("max", "VGG pooling: max, avg, or maxblur (anti-aliased max: no period-2 pattern)")
   native_pooling: Pooling | None = setting(
     None, "the pooling the loss weights were calibrated for; with the other one pool outputs are rescaled"
   )
