@@ -240,7 +240,7 @@ def style_distance(
     images: ``(N, H, W, 3)`` RGB in [0, 1].
     style: ``(1, H', W', 3)`` or ``(N, H', W', 3)``, any size.
     layers: VGG19 layer names.
-    pooling: ``"max"`` or ``"avg"``.
+    pooling: ``"max"``, ``"avg"`` or ``"maxblur"``.
 
   Returns:
     ``(N,)`` float32.
@@ -287,7 +287,7 @@ def style_swd(
     images: ``(N, H, W, 3)`` RGB in [0, 1].
     style: ``(1, H', W', 3)`` or ``(N, H', W', 3)``, any size.
     layers: VGG19 layer names.
-    pooling: ``"max"`` or ``"avg"``.
+    pooling: ``"max"``, ``"avg"`` or ``"maxblur"``.
     num_projections: random directions per layer.
     seed: seed of the directions.
 
@@ -324,7 +324,7 @@ def content_distance(
     images: ``(N, H, W, 3)`` RGB in [0, 1].
     content: ``(1, H, W, 3)`` or ``(N, H, W, 3)``, the same size as ``images``.
     layer: a VGG19 layer name.
-    pooling: ``"max"`` or ``"avg"``.
+    pooling: ``"max"``, ``"avg"`` or ``"maxblur"``.
 
   Returns:
     ``(N,)`` float32.
@@ -744,7 +744,7 @@ def score(
     content: ``(H, W, 3)`` RGB in [0, 1], or a path.
     style: ``(H', W', 3)`` RGB in [0, 1], or a path.
     images: ``(H'', W'', 3)`` images (or paths), or an ``(N, H'', W'', 3)`` array.
-    pooling: the VGG's pooling, ``"max"`` or ``"avg"``.
+    pooling: the VGG's pooling, ``"max"``, ``"avg"`` or ``"maxblur"``.
 
   Returns:
     dict from metric name to an ``(N,)`` float64 NumPy array.

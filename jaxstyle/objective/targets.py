@@ -27,7 +27,7 @@ class Form(NamedTuple):
 
   Attributes:
     spec: the loss forms (:class:`~jaxstyle.objective.losses.LossSpec`).
-    pooling: the VGG's pooling, ``"max"`` or ``"avg"``.
+    pooling: the VGG's pooling, ``"max"``, ``"avg"`` or ``"maxblur"``.
     content_layers: canonical names of the content layers.
     style_layers: canonical names of the style layers.
     native_pooling: the pooling the weights were calibrated for; when it is not ``pooling``, pool outputs are
